@@ -1,0 +1,109 @@
+"""Backend registry and selection.
+
+A backend is a module implementing every kernel of :mod:`pyconv.backends.contract`. The current
+backend is, in order of precedence: the innermost ``with pyconv.backends.use(name):`` block, the
+``PYCONV_BACKEND`` environment variable (read at first use), then the default (``numpy``, the
+reference). The op layer resolves the backend once per call and stores it on the autograd
+context, so a backward pass runs on the backend its forward ran on.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import threading
+from contextlib import contextmanager
+
+from . import contract
+
+__all__ = ["available", "current", "get", "register", "use", "KERNELS"]
+
+KERNELS = contract.KERNELS
+
+# name -> module path; modules import lazily so that an unavailable backend costs nothing.
+_REGISTRY: dict[str, str] = {
+    "numpy": "pyconv.backends.numpy_ref",
+}
+_loaded: dict[str, object] = {}
+_errors: dict[str, str] = {}
+_local = threading.local()
+DEFAULT = "numpy"
+
+
+def register(name: str, module_path: str) -> None:
+    """Make a backend selectable by ``name`` (``module_path`` is imported on first use)."""
+    _REGISTRY[name] = module_path
+    _loaded.pop(name, None)
+    _errors.pop(name, None)
+
+
+def get(name: str):
+    """The backend module called ``name``; ValueError for unknown names, RuntimeError (with the
+    reason) for known backends that cannot run here."""
+    if name in _loaded:
+        return _loaded[name]
+    if name not in _REGISTRY:
+        raise ValueError(
+            f"unknown backend {name!r}: expected one of {sorted(_REGISTRY)} "
+            f"(available here: {available()})"
+        )
+    if name in _errors:
+        raise RuntimeError(f"backend {name!r} is not available: {_errors[name]}")
+    try:
+        module = importlib.import_module(_REGISTRY[name])
+        check = getattr(module, "check_available", None)
+        if check is not None:
+            check()
+    except Exception as exc:  # noqa: BLE001 - any import/probe failure makes it unavailable
+        _errors[name] = f"{type(exc).__name__}: {exc}"
+        raise RuntimeError(f"backend {name!r} is not available: {_errors[name]}") from exc
+    _loaded[name] = module
+    return module
+
+
+def available() -> list[str]:
+    """Names of the backends that load on this machine."""
+    names = []
+    for name in _REGISTRY:
+        try:
+            get(name)
+        except RuntimeError:
+            continue
+        names.append(name)
+    return names
+
+
+def _default_name() -> str:
+    return os.environ.get("PYCONV_BACKEND", "").strip() or DEFAULT
+
+
+def current():
+    """The backend module that ops called now will use."""
+    stack = getattr(_local, "stack", None)
+    if stack:
+        return stack[-1]
+    return get(_default_name())
+
+
+@contextmanager
+def use(name: str):
+    """``with pyconv.backends.use("numpy"): ...`` runs the block's ops on that backend."""
+    module = get(name)
+    stack = getattr(_local, "stack", None)
+    if stack is None:
+        stack = _local.stack = []
+    stack.append(module)
+    try:
+        yield module
+    finally:
+        stack.pop()
+
+
+def transfer(tensor, device: str):
+    """Copy a tensor to another device (``Tensor.to('cuda')``)."""
+    if device == "cpu":
+        return tensor
+    raise RuntimeError(
+        f"device {device!r} is not supported by this build of pyconv: only 'cpu' tensors exist "
+        f"until the CUDA backend is installed"
+    )
