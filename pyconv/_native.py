@@ -9,8 +9,14 @@ try:
 
     IMPORT_ERROR = None
 except ImportError as exc:  # pure-NumPy install: everything still works on the reference backend
+    import importlib.util as _util
+
     _C = None
-    IMPORT_ERROR = str(exc)
+    if _util.find_spec(__package__ + "._C") is None:
+        IMPORT_ERROR = ("the extension was not compiled (no C++ compiler at install time, or "
+                        "pyconv imported from a source tree that was not built)")
+    else:
+        IMPORT_ERROR = f"the compiled extension failed to load: {exc}"
 
 _num_threads = None
 

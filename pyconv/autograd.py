@@ -12,7 +12,8 @@ An op is a :class:`Function` subclass with two static methods that work on raw a
         @staticmethod
         def backward(ctx, grad_y):          # one gradient array per forward output
             (y,) = ctx.saved_arrays
-            return grad_y * y               # one gradient (or None) per forward argument
+            return grad_y * y               # one gradient (or None) per forward argument;
+                                            # trailing non-tensor arguments may be omitted
 
 ``Exp.apply(t)`` unwraps tensors, runs ``forward``, and, when gradients are needed, records a
 :class:`Node` that points at the nodes (or leaf tensors) of its inputs.
@@ -298,9 +299,11 @@ def run_backward(roots, retain_graph: bool = False) -> None:
             if not isinstance(in_grads, tuple):
                 in_grads = (in_grads,)
             if len(in_grads) < len(node.edges):
-                raise RuntimeError(
-                    f"{node.name} returned {len(in_grads)} gradients for {len(node.edges)} inputs"
-                )
+                # trailing non-tensor arguments (shapes, flags) need no gradient entry
+                if any(e is not None for e in node.edges[len(in_grads):]):
+                    raise RuntimeError(
+                        f"{node.name} returned {len(in_grads)} gradients for {len(node.edges)} inputs"
+                    )
             for i, (edge, g) in enumerate(zip(node.edges, in_grads)):
                 if edge is None or g is None:
                     continue

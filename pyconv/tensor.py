@@ -426,14 +426,18 @@ class Tensor:
         return self._inplace(other, Tensor.__truediv__)
 
     # ----- arithmetic ---------------------------------------------------------------------------
-    def _operand(self, other):
-        if isinstance(other, Tensor):
-            return other
-        if isinstance(other, numbers.Number) and not isinstance(other, bool):
-            if isinstance(other, float) and self._data.dtype.kind not in "fc":
-                return np.float32(other)  # int tensor * 0.5 is float32 in PyTorch
-            return other
-        return Tensor(other)
+    def _operands(self, other, reverse=False):
+        """(self, other) converted for a binary op with PyTorch's promotion for Python scalars:
+        an integer tensor combined with a Python float becomes float32 (NumPy would pick
+        float64)."""
+        me = self
+        if not isinstance(other, Tensor):
+            if isinstance(other, numbers.Number) and not isinstance(other, bool):
+                if isinstance(other, float) and self._data.dtype.kind not in "fc":
+                    me = self._cast(np.dtype(np.float32))
+            else:
+                other = Tensor(other)
+        return (other, me) if reverse else (me, other)
 
     def _as_float_if_int(self):
         return self if self._data.dtype.kind in "fc" else self._cast(np.dtype(np.float32))
@@ -441,52 +445,52 @@ class Tensor:
     def __add__(self, other):
         from .ops.math import Add
 
-        return Add.apply(self, self._operand(other))
+        return Add.apply(*self._operands(other))
 
     def __radd__(self, other):
         from .ops.math import Add
 
-        return Add.apply(self._operand(other), self)
+        return Add.apply(*self._operands(other, reverse=True))
 
     def __sub__(self, other):
         from .ops.math import Sub
 
-        return Sub.apply(self, self._operand(other))
+        return Sub.apply(*self._operands(other))
 
     def __rsub__(self, other):
         from .ops.math import Sub
 
-        return Sub.apply(self._operand(other), self)
+        return Sub.apply(*self._operands(other, reverse=True))
 
     def __mul__(self, other):
         from .ops.math import Mul
 
-        return Mul.apply(self, self._operand(other))
+        return Mul.apply(*self._operands(other))
 
     def __rmul__(self, other):
         from .ops.math import Mul
 
-        return Mul.apply(self._operand(other), self)
+        return Mul.apply(*self._operands(other, reverse=True))
 
     def __truediv__(self, other):
         from .ops.math import Div
 
-        return Div.apply(self._as_float_if_int(), self._operand(other))
+        return Div.apply(*self._as_float_if_int()._operands(other))
 
     def __rtruediv__(self, other):
         from .ops.math import Div
 
-        return Div.apply(self._operand(other), self._as_float_if_int())
+        return Div.apply(*self._as_float_if_int()._operands(other, reverse=True))
 
     def __pow__(self, other):
         from .ops.math import Pow
 
-        return Pow.apply(self, self._operand(other))
+        return Pow.apply(*self._operands(other))
 
     def __rpow__(self, other):
         from .ops.math import Pow
 
-        return Pow.apply(self._operand(other), self)
+        return Pow.apply(*self._operands(other, reverse=True))
 
     def __neg__(self):
         from .ops.math import Neg
@@ -499,12 +503,12 @@ class Tensor:
     def __matmul__(self, other):
         from .ops.math import MatMul
 
-        return MatMul.apply(self, self._operand(other))
+        return MatMul.apply(*self._operands(other))
 
     def __rmatmul__(self, other):
         from .ops.math import MatMul
 
-        return MatMul.apply(self._operand(other), self)
+        return MatMul.apply(*self._operands(other, reverse=True))
 
     def matmul(self, other):
         return self @ other

@@ -239,14 +239,18 @@ class Module:
         """Parameters and persistent buffers by dotted name (PyTorch's keys), as tensors sharing
         storage with the module (detached unless keep_vars)."""
         out = OrderedDict() if destination is None else destination
-        for mod_name, module in self.named_modules(prefix=prefix.rstrip(".")):
-            base = mod_name + "." if mod_name else ""
+        # no de-duplication: a module reachable under two names appears under both (as PyTorch)
+        stack = [(prefix, self)]
+        while stack:
+            base, module = stack.pop()
             for name, p in module._parameters.items():
                 if p is not None:
                     out[base + name] = p if keep_vars else p.detach()
             for name, b in module._buffers.items():
                 if b is not None and name not in module._non_persistent:
                     out[base + name] = b if keep_vars else b.detach()
+            children = [(base + k + ".", m) for k, m in module._modules.items() if m is not None]
+            stack.extend(reversed(children))
         return out
 
     def load_state_dict(self, state_dict, strict: bool = True):
