@@ -783,17 +783,14 @@ class Tensor:
         return self.split(size, dim)
 
     def split(self, split_size, dim=0):
-        n = self.shape[dim]
-        if isinstance(split_size, int):
-            bounds = list(range(0, n, split_size)) + [n]
-        else:
-            bounds = list(np.cumsum([0] + list(split_size)))
-        index = [slice(None)] * self.ndim
-        out = []
-        for a, b in zip(bounds[:-1], bounds[1:]):
-            index[dim] = slice(a, b)
-            out.append(self[tuple(index)])
-        return tuple(out)
+        from .ops.shape import split
+
+        return split(self, split_size, dim)
+
+    def unbind(self, dim=0):
+        from .ops.shape import unbind
+
+        return unbind(self, dim)
 
     # ----- display ------------------------------------------------------------------------------
     def __repr__(self):

@@ -186,6 +186,8 @@ def _rand(*shape, seed=0):
         ("cat", lambda a, b: pyconv.cat([a, b, a], dim=1), [(2, 3), (2, 1)]),
         ("stack", lambda a, b: pyconv.stack([a, b], dim=-1), [(2, 3), (2, 3)]),
         ("where", lambda a, b: pyconv.where(a > 0, a, b), [(3, 3), (3, 3)]),
+        ("split", lambda a: a.split(2, dim=1)[1] * a.split([1, 3], dim=1)[0], [(2, 4)]),
+        ("unbind", lambda a: a.unbind(1)[2] - a.unbind(0)[0][:2], [(2, 3)]),
     ],
 )
 def test_tensor_op_gradcheck(name, fn, shapes):

@@ -32,6 +32,8 @@ DEFAULT = "numpy"
 
 def register(name: str, module_path: str) -> None:
     """Make a backend selectable by ``name`` (``module_path`` is imported on first use)."""
+    global _default_module
+    _default_module = None
     _REGISTRY[name] = module_path
     _loaded.pop(name, None)
     _errors.pop(name, None)
@@ -77,12 +79,18 @@ def _default_name() -> str:
     return os.environ.get("PYCONV_BACKEND", "").strip() or DEFAULT
 
 
+_default_module = None
+
+
 def current():
     """The backend module that ops called now will use."""
+    global _default_module
     stack = getattr(_local, "stack", None)
     if stack:
         return stack[-1]
-    return get(_default_name())
+    if _default_module is None:
+        _default_module = get(_default_name())
+    return _default_module
 
 
 @contextmanager

@@ -71,6 +71,34 @@ class GetItem(Function):
         return out
 
 
+class Split(Function):
+    """x -> consecutive pieces along ``dim`` ending at ``bounds``; views forward, one
+    concatenation backward (cheaper than one indexing node per piece)."""
+
+    @staticmethod
+    def forward(ctx, x, bounds, dim):
+        ctx.dim = dim
+        return tuple(_array_module(x).split(x, bounds, axis=dim))
+
+    @staticmethod
+    def backward(ctx, *grads):
+        return _array_module(*grads).concatenate(grads, axis=ctx.dim)
+
+
+class Unbind(Function):
+    """x -> the x.shape[dim] slices along ``dim`` (views); backward stacks them once."""
+
+    @staticmethod
+    def forward(ctx, x, dim):
+        ctx.dim = dim
+        lead = (slice(None),) * dim
+        return tuple(x[lead + (i,)] for i in range(x.shape[dim]))
+
+    @staticmethod
+    def backward(ctx, *grads):
+        return _array_module(*grads).stack(grads, axis=ctx.dim)
+
+
 class Cat(Function):
     @staticmethod
     def forward(ctx, *arrays, dim=0):
@@ -139,3 +167,32 @@ def stack(tensors, dim: int = 0):
                 f"entry 0 and {t.shape} at entry {i}"
             )
     return Stack.apply(*tensors, dim=dim)
+
+
+def unbind(input, dim: int = 0) -> tuple:
+    """The slices of ``input`` along ``dim`` as a tuple (``input[0], ..., input[L-1]`` for dim 0)."""
+    from ..shapes import normalize_dim
+
+    dim = normalize_dim(dim, input.ndim, "unbind")
+    return Unbind.apply(input, dim)
+
+
+def split(input, split_size_or_sections, dim: int = 0) -> tuple:
+    """Pieces of ``split_size`` along ``dim`` (the last may be smaller), or pieces of the listed
+    sizes, which must add up to the dimension's length."""
+    from ..shapes import normalize_dim
+
+    dim = normalize_dim(dim, input.ndim, "split")
+    n = input.shape[dim]
+    if isinstance(split_size_or_sections, (int, np.integer)):
+        size = int(split_size_or_sections)
+        if size <= 0:
+            raise ValueError(f"split: split_size must be positive, got {size}")
+        bounds = list(range(size, n, size))
+    else:
+        sizes = [int(v) for v in split_size_or_sections]
+        if sum(sizes) != n or min(sizes, default=0) < 0:
+            raise ValueError(f"split: sections {sizes} must be non-negative and sum to the size "
+                             f"of dimension {dim} ({n})")
+        bounds = list(np.cumsum(sizes)[:-1])
+    return Split.apply(input, bounds, dim)
