@@ -98,8 +98,9 @@ def assert_close(actual, expected, atol: float = 1e-6, rtol: float = 1e-5, name:
     e = np.asarray(expected._data if isinstance(expected, Tensor) else expected, dtype=np.float64)
     if a.shape != e.shape:
         raise AssertionError(f"{name}: shape {a.shape} != expected {e.shape}")
-    both_nan = np.isnan(a) & np.isnan(e)
-    bad = ~both_nan & ~(np.abs(a - e) <= atol + rtol * np.abs(e))
+    same = (np.isnan(a) & np.isnan(e)) | (a == e)  # equal infinities are close
+    with np.errstate(invalid="ignore"):
+        bad = ~same & ~(np.abs(a - e) <= atol + rtol * np.abs(e))
     if bad.any():
         idx = np.argwhere(bad)[:5]
         rows = ", ".join(f"{tuple(int(v) for v in i)}: {a[tuple(i)]:.8g} vs {e[tuple(i)]:.8g}" for i in idx)

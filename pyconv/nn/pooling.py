@@ -1,18 +1,66 @@
-"""Placeholder: replaced by the layer family's implementation."""
+"""Pooling layers: thin modules over :mod:`pyconv.functional` with PyTorch's constructor
+arguments, attribute names and repr. They hold no parameters or buffers; arguments are checked
+when the layer is called, as in PyTorch."""
 
+from __future__ import annotations
+
+from .. import functional as F
 from .module import Module
 
 
-class AdaptiveAvgPool2d(Module):
-    def __init__(self, *args, **kwargs):
-        raise NotImplementedError("AdaptiveAvgPool2d")
+class MaxPool2d(Module):
+    """(N, C, H, W) or (C, H, W) -> max over each window; stride defaults to kernel_size."""
+
+    def __init__(self, kernel_size, stride=None, padding=0, dilation=1, return_indices=False,
+                 ceil_mode=False):
+        super().__init__()
+        self.kernel_size = kernel_size
+        self.stride = stride if stride is not None else kernel_size
+        self.padding = padding
+        self.dilation = dilation
+        self.return_indices = return_indices
+        self.ceil_mode = ceil_mode
+
+    def forward(self, input):
+        return F.max_pool2d(input, self.kernel_size, self.stride, self.padding, self.dilation,
+                            ceil_mode=self.ceil_mode, return_indices=self.return_indices)
+
+    def extra_repr(self):
+        return (f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, "
+                f"dilation={self.dilation}, ceil_mode={self.ceil_mode}")
 
 
 class AvgPool2d(Module):
-    def __init__(self, *args, **kwargs):
-        raise NotImplementedError("AvgPool2d")
+    """(N, C, H, W) or (C, H, W) -> mean over each window; stride defaults to kernel_size."""
+
+    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False,
+                 count_include_pad=True, divisor_override=None):
+        super().__init__()
+        self.kernel_size = kernel_size
+        self.stride = stride if stride is not None else kernel_size
+        self.padding = padding
+        self.ceil_mode = ceil_mode
+        self.count_include_pad = count_include_pad
+        self.divisor_override = divisor_override
+
+    def forward(self, input):
+        return F.avg_pool2d(input, self.kernel_size, self.stride, self.padding, self.ceil_mode,
+                            self.count_include_pad, self.divisor_override)
+
+    def extra_repr(self):
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
 
 
-class MaxPool2d(Module):
-    def __init__(self, *args, **kwargs):
-        raise NotImplementedError("MaxPool2d")
+class AdaptiveAvgPool2d(Module):
+    """(N, C, H, W) or (C, H, W) -> (N, C, *output_size) means; a None entry of output_size
+    keeps that input size."""
+
+    def __init__(self, output_size):
+        super().__init__()
+        self.output_size = output_size
+
+    def forward(self, input):
+        return F.adaptive_avg_pool2d(input, self.output_size)
+
+    def extra_repr(self):
+        return f"output_size={self.output_size}"
