@@ -99,3 +99,14 @@ def test_dropout_eval_and_edges():
         F.dropout(x, 1.5)
     layer = pyconv.nn.Dropout(0.5).eval()
     assert layer(x) is x
+
+
+def test_relu_backward_zeroes_infinite_gradients_where_inactive_like_torch():
+    torch = require_torch()
+    x = np.array([-1.0, 0.0, 2.0, -3.0])
+    g = np.array([np.inf, -np.inf, np.inf, np.nan])
+    p = pyconv.tensor(x, requires_grad=True)
+    F.relu(p).backward(pyconv.tensor(g))
+    t = torch.tensor(x, requires_grad=True)
+    torch.relu(t).backward(torch.tensor(g))
+    np.testing.assert_array_equal(p.grad.numpy(), t.grad.numpy())

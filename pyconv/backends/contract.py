@@ -67,10 +67,13 @@ def conv_transpose2d_forward(x, weight, bias, stride, padding, output_padding, d
     """
 
 
-def conv_transpose2d_backward_input(grad_y, weight, stride, padding, dilation, groups):
+def conv_transpose2d_backward_input(grad_y, weight, input_shape, stride, padding, dilation,
+                                    groups):
     """Gradient of conv_transpose2d_forward with respect to x: a conv2d of grad_y.
 
-    grad_y (N, K, P, Q); weight (C, K/G, R, S). Returns grad_x (N, C, H, W).
+    grad_y (N, K, P, Q); weight (C, K/G, R, S); input_shape = (N, C, H, W) (needed because with
+    output_padding >= stride, allowed when dilation > output_padding, several H give the same
+    P). Returns grad_x (N, C, H, W).
     """
 
 

@@ -27,7 +27,11 @@ def relu_forward(x):
 
 
 def relu_backward(grad_y, y):
-    return np.where(y > 0, grad_y, 0).astype(grad_y.dtype, copy=False)
+    # multiplying by the mask is ~5x faster than np.where here, but inf * 0 would give NaN
+    # where PyTorch gives 0, so non-finite gradients take the exact path
+    if np.isfinite(grad_y).all():
+        return np.multiply(grad_y, y > 0, dtype=grad_y.dtype)
+    return np.where(y > 0, grad_y, grad_y.dtype.type(0))
 
 
 def leaky_relu_forward(x, negative_slope):
