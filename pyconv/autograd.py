@@ -39,6 +39,7 @@ __all__ = [
     "no_grad",
     "run_backward",
     "set_grad_enabled",
+    "zero_grads",
 ]
 
 _state = threading.local()
@@ -317,3 +318,15 @@ def run_backward(roots, retain_graph: bool = False) -> None:
                     buf[idx] = _add_grad(buf[idx], g)
             if not retain_graph:
                 node.ctx.free()
+
+
+def zero_grads(tensors, set_to_none: bool = True) -> None:
+    """Reset ``.grad`` of each tensor: to None (default) or, with ``set_to_none=False``, to
+    zeros in place (what ``Module.zero_grad`` and ``Optimizer.zero_grad`` do)."""
+    for t in tensors:
+        if t.grad is None:
+            continue
+        if set_to_none:
+            t.grad = None
+        else:
+            t.grad._data[...] = 0

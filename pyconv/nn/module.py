@@ -7,7 +7,7 @@ from collections import OrderedDict
 
 import numpy as np
 
-from ..autograd import no_grad
+from ..autograd import no_grad, zero_grads
 from ..tensor import Tensor, as_array, resolve_dtype
 from .parameter import Parameter
 
@@ -179,13 +179,8 @@ class Module:
         return self
 
     def zero_grad(self, set_to_none: bool = True):
-        for p in self.parameters():
-            if p.grad is None:
-                continue
-            if set_to_none:
-                p.grad = None
-            else:
-                p.grad._data[...] = 0
+        """Reset parameter gradients: to None (default) or, with set_to_none=False, to zeros."""
+        zero_grads(self.parameters(), set_to_none)
 
     def apply(self, fn):
         for m in self.children():

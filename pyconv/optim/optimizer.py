@@ -14,7 +14,7 @@ from collections import defaultdict
 
 import numpy as np
 
-from ..autograd import enable_grad, no_grad
+from ..autograd import enable_grad, no_grad, zero_grads
 from ..backends import current
 from ..tensor import Tensor, _array_module
 
@@ -139,13 +139,7 @@ class Optimizer:
     # ----- training ---------------------------------------------------------------------------
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Reset gradients: to None (default) or, with set_to_none=False, to zeros in place."""
-        for p in self._parameters():
-            if p.grad is None:
-                continue
-            if set_to_none:
-                p.grad = None
-            else:
-                p.grad._data[...] = 0
+        zero_grads(self._parameters(), set_to_none)
 
     def step(self, closure=None):
         """One update of every parameter that has a gradient. ``closure`` (optional) re-evaluates
