@@ -5,8 +5,8 @@ compare like with like. Run: ``pytest bench/`` (``--benchmark-disable`` for the 
 import numpy as np
 import pytest
 
-import bench_lenet
-from textbook_im2col import TextbookLeNet, col2im, im2col
+from pyconv.benchmarks import lenet as bench_lenet
+from pyconv.benchmarks.textbook_im2col import TextbookLeNet, col2im, im2col
 
 GROUP = "lenet-mnist-train-step-batch64"
 ROUNDS, WARMUP = 20, 3

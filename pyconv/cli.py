@@ -4,7 +4,7 @@
 stratified train/test split), shows a progress bar on stderr and the test accuracy per epoch on
 stdout, and ends with the final test accuracy and the training throughput. ``pyconv eval``
 scores saved weights; ``pyconv bench`` runs the LeNet-MNIST training-step benchmark of
-``bench/bench_lenet.py`` (source checkouts only); ``pyconv check`` reports what this install can
+:mod:`pyconv.benchmarks.lenet`; ``pyconv check`` reports what this install can
 run. Argument errors exit with status 2 and a one-line message, without a traceback.
 """
 
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib.util
 import os
 import sys
 import time
@@ -355,29 +354,11 @@ def build_parser() -> argparse.ArgumentParser:
     bench = sub.add_parser("bench", help="LeNet-MNIST training step: pyconv vs textbook im2col",
                            description="Time a LeNet-MNIST training step (forward, backward, "
                                        "Adam) of pyconv against the textbook NumPy im2col "
-                                       "baseline, interleaved. Runs bench/bench_lenet.py of a "
-                                       "source checkout.")
+                                       "baseline, interleaved (pyconv.benchmarks.lenet).")
     add_bench_arguments(bench)
-    bench.add_argument("--bench-dir", default=None,
-                       help="directory holding bench_lenet.py (default: the checkout's bench/)")
 
     sub.add_parser("check", help="versions, backends and native build information")
     return parser
-
-
-def _load_bench(directory: str | None):
-    """bench/bench_lenet.py of the source checkout, imported as a module."""
-    if directory is None:
-        checkout = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-        directory = os.path.join(checkout, "bench")
-    path = os.path.join(directory, "bench_lenet.py")
-    if not os.path.isfile(path):
-        raise UsageError(f"{path} not found: 'pyconv bench' runs the benchmark of a source "
-                         f"checkout (pass --bench-dir)")
-    spec = importlib.util.spec_from_file_location("bench_lenet", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _cmd_train(args) -> int:
@@ -431,7 +412,8 @@ def _cmd_eval(args) -> int:
 
 
 def _cmd_bench(args) -> int:
-    module = _load_bench(args.bench_dir)
+    from .benchmarks import lenet as module
+
     _backend_context(args.backend)  # validates the name before any timing starts
     print(module.format_table(module.run_benchmark(
         batch_size=args.batch_size, repeats=args.repeats, warmup=args.warmup, seed=args.seed,

@@ -1,0 +1,2 @@
+"""Benchmarks that ship with the package (behind ``pyconv bench``); ``bench/`` holds the
+pytest-benchmark suites and scripts that call them."""
