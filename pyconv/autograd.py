@@ -28,7 +28,6 @@ arrays after it runs; a second backward through it raises ``RuntimeError``.
 from __future__ import annotations
 
 import threading
-from contextlib import contextmanager
 
 __all__ = [
     "Context",

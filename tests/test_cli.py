@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from pyconv import cli
+from pyconv import cli, training
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -123,7 +123,7 @@ class _FakeStream(io.StringIO):
 def test_progress_redraws_in_place_on_a_terminal_only():
     tty, plain = _FakeStream(True), _FakeStream(False)
     for stream in (tty, plain):
-        bar = cli.Progress(stream, total_batches=4, epochs=2, interval=0.0)
+        bar = training.Progress(stream, total_batches=4, epochs=2, interval=0.0)
         for epoch in (1, 2):
             for done in range(1, 5):
                 bar.update(epoch, done, 0.5, 0.25, 1.0)
@@ -136,7 +136,7 @@ def test_progress_redraws_in_place_on_a_terminal_only():
 
 def test_progress_pads_a_shorter_line_over_a_longer_one():
     tty = _FakeStream(True)
-    bar = cli.Progress(tty, total_batches=3, epochs=1, interval=0.0)
+    bar = training.Progress(tty, total_batches=3, epochs=1, interval=0.0)
     bar.update(1, 1, 123456.0, 0.5, 10.0)
     bar.update(1, 2, 1.0, 0.5, 10.0)
     first, second = tty.getvalue().split("\r")[1:]
@@ -145,7 +145,7 @@ def test_progress_pads_a_shorter_line_over_a_longer_one():
 
 def test_quiet_progress_writes_nothing():
     stream = _FakeStream(True)
-    bar = cli.Progress(stream, 3, 1, enabled=False)
+    bar = training.Progress(stream, 3, 1, enabled=False)
     bar.update(1, 1, 0.1, 0.1, 0.1)
     bar.end_epoch(1, 0.1, 0.1, 0.1)
     assert stream.getvalue() == ""
@@ -179,11 +179,11 @@ def test_saved_weights_hold_pytorch_state_dict_keys(tmp_path):
     path = str(tmp_path / "w.npz")
     pyconv.manual_seed(0)
     model = LeNetDigits()
-    cli.save_weights(path, model, seed=4, test_fraction=0.3)
+    training.save_weights(path, model, seed=4, test_fraction=0.3)
     with np.load(path) as f:
         keys = set(f.files)
     assert {"features.0.weight", "features.2.bias", "classifier.2.weight"} <= keys
     other = LeNetDigits()
-    assert cli.load_weights(path, other) == {"seed": 4, "test_fraction": 0.3}
+    assert training.load_weights(path, other) == {"seed": 4, "test_fraction": 0.3}
     for (name, a), (_, b) in zip(model.state_dict().items(), other.state_dict().items()):
         np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=name)

@@ -7,29 +7,29 @@ import re
 import numpy as np
 import pytest
 
-from pyconv import cli
+from pyconv import training
 from pyconv.metrics import accuracy
 
 
 def test_default_configuration_reaches_95_percent():
     progress, log = io.StringIO(), io.StringIO()
-    result = cli.train_digits(progress_stream=progress, log=log)
+    result = training.train_digits(progress_stream=progress, log=log)
     assert result.test_accuracy >= 0.95, [h["test_accuracy"] for h in result.history]
     assert result.test_total == 359
     assert result.test_correct == round(result.test_accuracy * 359)
-    assert len(result.history) == cli.DEFAULT_EPOCHS
+    assert len(result.history) == training.DEFAULT_EPOCHS
     assert result.history[-1]["train_loss"] < 0.5 * result.history[0]["train_loss"]
     assert result.images_per_second > 0
     # the returned model is the trained one: re-evaluating it gives the reported accuracy
-    images, labels = cli.all_samples(cli.digits_split(0, 0.2)[1])
-    assert accuracy(cli.predict(result.model, images), labels) == result.test_accuracy
-    assert len(re.findall(r"^epoch \d+/\d+: test accuracy", log.getvalue(), re.M)) == cli.DEFAULT_EPOCHS
-    assert len(progress.getvalue().splitlines()) == cli.DEFAULT_EPOCHS  # not a TTY: a line per epoch
+    images, labels = training.all_samples(training.digits_split(0, 0.2)[1])
+    assert accuracy(training.predict(result.model, images), labels) == result.test_accuracy
+    assert len(re.findall(r"^epoch \d+/\d+: test accuracy", log.getvalue(), re.M)) == training.DEFAULT_EPOCHS
+    assert len(progress.getvalue().splitlines()) == training.DEFAULT_EPOCHS  # not a TTY: a line per epoch
 
 
 def test_training_is_reproducible_for_a_seed():
-    first = cli.train_digits(epochs=1, seed=5, quiet=True)
-    second = cli.train_digits(epochs=1, seed=5, quiet=True)
+    first = training.train_digits(epochs=1, seed=5, quiet=True)
+    second = training.train_digits(epochs=1, seed=5, quiet=True)
     assert first.history[0]["train_loss"] == second.history[0]["train_loss"]
     assert first.test_accuracy == second.test_accuracy
     for (name, a), (_, b) in zip(first.model.state_dict().items(), second.model.state_dict().items()):
@@ -37,30 +37,30 @@ def test_training_is_reproducible_for_a_seed():
 
 
 def test_sgd_with_momentum_learns():
-    result = cli.train_digits(epochs=2, optimizer="sgd", seed=1, quiet=True)
+    result = training.train_digits(epochs=2, optimizer="sgd", seed=1, quiet=True)
     assert result.test_accuracy >= 0.8, [h["test_accuracy"] for h in result.history]
 
 
 def test_unknown_optimizer_and_backend_are_usage_errors():
-    with pytest.raises(cli.UsageError, match="unknown optimizer 'rmsprop'"):
-        cli.train_digits(epochs=1, optimizer="rmsprop", quiet=True)
-    with pytest.raises(cli.UsageError, match="unknown backend 'nope'"):
-        cli.train_digits(epochs=1, backend="nope", quiet=True)
+    with pytest.raises(training.UsageError, match="unknown optimizer 'rmsprop'"):
+        training.train_digits(epochs=1, optimizer="rmsprop", quiet=True)
+    with pytest.raises(training.UsageError, match="unknown backend 'nope'"):
+        training.train_digits(epochs=1, backend="nope", quiet=True)
     with pytest.raises(ValueError, match="epochs must be a positive int, got 0"):
-        cli.train_digits(epochs=0, quiet=True)
+        training.train_digits(epochs=0, quiet=True)
 
 
 def test_digits_split_standardises_with_the_training_statistics():
     from pyconv.data import load_digits_split
 
-    train, test = cli.digits_split(3, 0.2)
+    train, test = training.digits_split(3, 0.2)
     (raw_train, _), (raw_test, test_labels) = load_digits_split(seed=3)
-    images = cli.all_samples(train)[0].astype(np.float64)
+    images = training.all_samples(train)[0].astype(np.float64)
     assert abs(images.mean()) < 1e-5 and images.std() == pytest.approx(1, rel=1e-5)
     mean, std = raw_train.mean(dtype=np.float64), raw_train.std(dtype=np.float64)
-    np.testing.assert_allclose(cli.all_samples(test)[0], (raw_test - mean) / std,
+    np.testing.assert_allclose(training.all_samples(test)[0], (raw_test - mean) / std,
                                rtol=1e-5, atol=1e-5)
-    np.testing.assert_array_equal(cli.all_samples(test)[1], test_labels)
+    np.testing.assert_array_equal(training.all_samples(test)[1], test_labels)
 
 
 def _torch_twin(name, torch):

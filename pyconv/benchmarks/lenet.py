@@ -22,7 +22,6 @@ import argparse
 import os
 import platform
 import statistics
-import sys
 import time
 
 import numpy as np

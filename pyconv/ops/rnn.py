@@ -9,7 +9,6 @@ with G = 1 (RNN), 4 (LSTM, gates i, f, g, o) or 3 (GRU, gates r, z, n).
 from __future__ import annotations
 
 from ..autograd import Function
-from ..tensor import Tensor, _array_module
 from .validate import check_float, check_ndim, check_same_dtype, check_shape
 
 __all__ = [

@@ -85,7 +85,7 @@ def max_pool2d_forward(x, kernel_size, stride, padding, dilation, ceil_mode):
     wins ties, and the last NaN of a window is its maximum.
     """
     N, C, H, W = x.shape
-    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = kernel_size, stride, padding, dilation
+    kh, kw = kernel_size
     P, Q = _output_size(x.shape, kernel_size, stride, padding, dilation, ceil_mode)
     xp = _pad(x, (P, Q), kernel_size, stride, padding, dilation, -np.inf)
 
