@@ -126,3 +126,10 @@ def test_integer_tensor_arithmetic_promotes_like_pytorch():
     assert (i * 0.5).dtype == np.float32
     assert (i / 2).dtype == np.float32
     assert (i + 1).dtype == np.int64
+
+
+def test_device_queries_that_ported_scripts_make():
+    dev = pyconv.device("cuda" if pyconv.cuda.is_available() else "cpu")
+    assert dev == "cpu" and not pyconv.cuda.is_available() and pyconv.cuda.device_count() == 0
+    model = pyconv.nn.Linear(2, 2).to(dev)
+    assert model(pyconv.ones(1, 2).to(dev)).device == "cpu"
