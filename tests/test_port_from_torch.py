@@ -57,6 +57,17 @@ def _train_steps(lib, model, x, y, steps, opt_name):
     return losses
 
 
+def _ported_pair(torch, make, seed):
+    """The same model source built by both libraries in float64, torch's random weights loaded
+    into pyconv through a NumPy state_dict with identical keys."""
+    torch.manual_seed(seed)
+    t_model = make(torch).double()
+    p_model = make(pyconv).double()
+    assert list(p_model.state_dict()) == list(t_model.state_dict())
+    p_model.load_state_dict(_torch_state_as_numpy(t_model))
+    return t_model, p_model
+
+
 def _assert_same_training(torch, t_model, p_model, x, y, opt_name, steps=3):
     """Three optimizer steps on both libraries give the same losses and the same state."""
     t_losses = _train_steps(torch, t_model, torch.tensor(x), torch.tensor(y), steps, opt_name)
@@ -70,12 +81,7 @@ def _assert_same_training(torch, t_model, p_model, x, y, opt_name, steps=3):
 @pytest.mark.parametrize("opt_name", ["sgd", "adam"])
 def test_lenet_port_matches_torch(opt_name):
     torch = require_torch()
-    torch.manual_seed(0)
-    t_model = lenet(torch).double()
-    p_model = lenet(pyconv).double()
-    assert list(p_model.state_dict()) == list(t_model.state_dict())
-    p_model.load_state_dict(_torch_state_as_numpy(t_model))
-
+    t_model, p_model = _ported_pair(torch, lenet, seed=0)
     rng = np.random.default_rng(0)
     x = rng.standard_normal((8, 1, 28, 28))
     y = rng.integers(0, 10, 8)
@@ -93,12 +99,7 @@ def test_lenet_port_matches_torch(opt_name):
 
 def test_lstm_port_matches_torch():
     torch = require_torch()
-    torch.manual_seed(1)
-    t_model = make_lstm_classifier(torch).double()
-    p_model = make_lstm_classifier(pyconv).double()
-    assert list(p_model.state_dict()) == list(t_model.state_dict())
-    p_model.load_state_dict(_torch_state_as_numpy(t_model))
-
+    t_model, p_model = _ported_pair(torch, make_lstm_classifier, seed=1)
     rng = np.random.default_rng(1)
     x = rng.standard_normal((4, 7, 8))
     y = rng.integers(0, 5, 4)
