@@ -189,9 +189,9 @@ class Function:
 
     @classmethod
     def apply(cls, *args, **kwargs):
-        from .backends import current
-        from .tensor import Tensor
-
+        if _Tensor is None:
+            _bind_late_imports()
+        Tensor, current = _Tensor, _current_backend
         needs = tuple(isinstance(a, Tensor) and a.requires_grad for a in args)
         record = any(needs) and is_grad_enabled()
         ctx = Context(needs if record else (False,) * len(args), current())
@@ -211,8 +211,6 @@ class Function:
                 edges.append(a)
             else:
                 edges.append((a._node, a._out_index))
-        from .tensor import _array_module
-
         node = Node(cls, ctx, tuple(edges), [(o.shape, o.dtype, _array_module(o)) for o in outs])
         results = []
         for i, o in enumerate(outs):
@@ -222,6 +220,18 @@ class Function:
                 results.append(Tensor._wrap(o, node=node, out_index=i))
         results = tuple(results)
         return results if multi else results[0]
+
+
+# tensor.py and backends/ import this module, so their names are bound on first use
+_Tensor = _current_backend = _array_module = None
+
+
+def _bind_late_imports():
+    global _Tensor, _current_backend, _array_module
+    from .backends import current
+    from .tensor import Tensor, _array_module as array_module
+
+    _Tensor, _current_backend, _array_module = Tensor, current, array_module
 
 
 def _add_grad(current, grad):
@@ -265,7 +275,9 @@ def _topological_order(root_nodes):
 
 def run_backward(roots, retain_graph: bool = False) -> None:
     """Backpropagate. ``roots`` is a list of ``(tensor, grad_array)`` pairs."""
-    from .tensor import Tensor
+    if _Tensor is None:
+        _bind_late_imports()
+    Tensor = _Tensor
 
     buffers: dict[int, list] = {}
     root_nodes = []

@@ -443,71 +443,45 @@ class Tensor:
         return self if self._data.dtype.kind in "fc" else self._cast(np.dtype(np.float32))
 
     def __add__(self, other):
-        from .ops.math import Add
-
         return Add.apply(*self._operands(other))
 
     def __radd__(self, other):
-        from .ops.math import Add
-
         return Add.apply(*self._operands(other, reverse=True))
 
     def __sub__(self, other):
-        from .ops.math import Sub
-
         return Sub.apply(*self._operands(other))
 
     def __rsub__(self, other):
-        from .ops.math import Sub
-
         return Sub.apply(*self._operands(other, reverse=True))
 
     def __mul__(self, other):
-        from .ops.math import Mul
-
         return Mul.apply(*self._operands(other))
 
     def __rmul__(self, other):
-        from .ops.math import Mul
-
         return Mul.apply(*self._operands(other, reverse=True))
 
     def __truediv__(self, other):
-        from .ops.math import Div
-
         return Div.apply(*self._as_float_if_int()._operands(other))
 
     def __rtruediv__(self, other):
-        from .ops.math import Div
-
         return Div.apply(*self._as_float_if_int()._operands(other, reverse=True))
 
     def __pow__(self, other):
-        from .ops.math import Pow
-
         return Pow.apply(*self._operands(other))
 
     def __rpow__(self, other):
-        from .ops.math import Pow
-
         return Pow.apply(*self._operands(other, reverse=True))
 
     def __neg__(self):
-        from .ops.math import Neg
-
         return Neg.apply(self)
 
     def __pos__(self):
         return self
 
     def __matmul__(self, other):
-        from .ops.math import MatMul
-
         return MatMul.apply(*self._operands(other))
 
     def __rmatmul__(self, other):
-        from .ops.math import MatMul
-
         return MatMul.apply(*self._operands(other, reverse=True))
 
     def matmul(self, other):
@@ -579,28 +553,18 @@ class Tensor:
 
     # ----- unary math -------------------------------------------------------------------------
     def exp(self):
-        from .ops.math import Exp
-
         return Exp.apply(self)
 
     def log(self):
-        from .ops.math import Log
-
         return Log.apply(self)
 
     def sqrt(self):
-        from .ops.math import Sqrt
-
         return Sqrt.apply(self)
 
     def abs(self):
-        from .ops.math import Abs
-
         return Abs.apply(self)
 
     def clamp(self, min=None, max=None):
-        from .ops.math import Clamp
-
         if min is None and max is None:
             raise ValueError("clamp: at least one of 'min' or 'max' must not be None")
         return Clamp.apply(self, min=min, max=max)
@@ -634,13 +598,9 @@ class Tensor:
 
     # ----- reductions ---------------------------------------------------------------------------
     def sum(self, dim=None, keepdim=False):
-        from .ops.math import Sum
-
         return Sum.apply(self, dim=dim, keepdim=keepdim)
 
     def mean(self, dim=None, keepdim=False):
-        from .ops.math import Mean
-
         if self.dtype.kind not in "fc":
             raise RuntimeError(
                 f"mean(): could not infer output dtype. Input dtype must be floating point, got {self.dtype}"
@@ -648,8 +608,6 @@ class Tensor:
         return Mean.apply(self, dim=dim, keepdim=keepdim)
 
     def var(self, dim=None, unbiased=None, keepdim=False, correction=None):
-        from .ops.math import Var
-
         if correction is None:
             correction = 1 if unbiased is None or unbiased else 0
         return Var.apply(self, dim=dim, correction=correction, keepdim=keepdim)
@@ -658,8 +616,6 @@ class Tensor:
         return self.var(dim, unbiased, keepdim, correction).sqrt()
 
     def _extreme(self, dim, keepdim, mode):
-        from .ops.math import MaxMin
-
         if dim is None:
             return MaxMin.apply(self, mode=mode)
         return MinMaxResult(*MaxMin.apply(self, dim=dim, keepdim=keepdim, mode=mode))
@@ -685,8 +641,6 @@ class Tensor:
 
     # ----- shape ---------------------------------------------------------------------------------
     def reshape(self, *shape):
-        from .ops.shape import Reshape
-
         shape = _sizes(shape)
         n = self._data.size
         known = int(np.prod([s for s in shape if s != -1]))
@@ -720,8 +674,6 @@ class Tensor:
         return self.reshape(shape)
 
     def permute(self, *dims):
-        from .ops.shape import Permute
-
         dims = _sizes(dims)
         if sorted(d % max(self.ndim, 1) for d in dims) != list(range(self.ndim)):
             raise ValueError(
@@ -757,8 +709,6 @@ class Tensor:
         return self.reshape(self.shape[:dim] + (1,) + self.shape[dim:])
 
     def expand(self, *sizes):
-        from .ops.shape import Expand
-
         sizes = _sizes(sizes)
         lead = len(sizes) - self.ndim
         if lead < 0:
@@ -774,8 +724,6 @@ class Tensor:
         return self.expand(*other.shape)
 
     def __getitem__(self, index):
-        from .ops.shape import GetItem
-
         return GetItem.apply(self, _unwrap_index(index))
 
     def chunk(self, chunks, dim=0):
@@ -783,13 +731,9 @@ class Tensor:
         return self.split(size, dim)
 
     def split(self, split_size, dim=0):
-        from .ops.shape import split
-
         return split(self, split_size, dim)
 
     def unbind(self, dim=0):
-        from .ops.shape import unbind
-
         return unbind(self, dim)
 
     # ----- display ------------------------------------------------------------------------------
@@ -842,3 +786,8 @@ class _Clone(autograd.Function):
     @staticmethod
     def backward(ctx, g):
         return g
+
+
+# the op modules import this one, so they are imported once it is defined
+from .ops.math import Abs, Add, Clamp, Div, Exp, Log, MatMul, MaxMin, Mean, Mul, Neg, Pow, Sqrt, Sub, Sum, Var  # noqa: E402
+from .ops.shape import Expand, GetItem, Permute, Reshape, split, unbind  # noqa: E402
