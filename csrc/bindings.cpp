@@ -1,8 +1,11 @@
-// pyconv._C: the native extension. For now it proves the build path and reports what it was
-// built with; the C++ kernels (csrc/cpu/*.cpp) register here as they land.
+// pyconv._C: the native extension. It reports what it was built with and holds the C++ kernels
+// of the cpu backend (csrc/cpu/*.cpp), each family registered by its register_<family>.
 #include <pybind11/pybind11.h>
 
 #include <string>
+
+#include "cpu/parallel.h"
+#include "cpu/register.h"
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -64,18 +67,13 @@ py::dict build_info() {
 
 void set_num_threads(int n) {
     if (n < 1) throw py::value_error("set_num_threads: n must be >= 1, got " + std::to_string(n));
+    pyconv::cpu::set_max_threads(n);
 #ifdef _OPENMP
     omp_set_num_threads(n);
 #endif
 }
 
-int get_num_threads() {
-#ifdef _OPENMP
-    return omp_get_max_threads();
-#else
-    return 1;
-#endif
-}
+int get_num_threads() { return pyconv::cpu::max_threads(); }
 
 }  // namespace
 
@@ -84,4 +82,8 @@ PYBIND11_MODULE(_C, m) {
     m.def("build_info", &build_info, "Compiler, flags, compiled ISA, CPU features and OpenMP version.");
     m.def("set_num_threads", &set_num_threads, py::arg("n"));
     m.def("get_num_threads", &get_num_threads);
+    pyconv::cpu::register_gemm(m);
+    pyconv::cpu::register_linear(m);
+    pyconv::cpu::register_conv2d(m);
+    pyconv::cpu::register_peak(m);
 }

@@ -1,0 +1,247 @@
+// conv2d forward and backward (contract: pyconv/backends/contract.py) as packed implicit GEMMs
+// on the micro-kernel of microkernel.h; the packers of conv_packers.h read the NCHW tensors.
+//
+//   forward          y[n, g] (K/G x PQ)  = W_g (K/G x CRS) * cols(x[n, g]) (CRS x PQ)
+//   backward_weight  dW_g (K/G x CRS)   = sum_n grad_y[n, g] (K/G x PQ) * cols(x[n, g])^T
+//   backward_input   stride 1 and C/G >= 64: a forward conv of grad_y with the rotated,
+//                    transposed kernel; otherwise cols = W_g^T * grad_y[n, g] per (image, group),
+//                    a block of columns at a time, each scattered back (col2im) while in cache.
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <algorithm>
+#include <array>
+#include <optional>
+#include <string>
+
+#include "conv_packers.h"
+#include "register.h"
+#include "validate.h"
+
+namespace pyconv::cpu {
+
+namespace {
+
+using Pair = std::array<int64_t, 2>;
+using Padding = std::array<int64_t, 4>;  // top, bottom, left, right
+
+// y (N, K, P, Q) = conv of x with the A matrices of pack_a (rows: output channels of a group,
+// columns: (input channel, tap) of the group) plus bias.
+template <typename T, class PackA>
+void conv_as_gemm(const ConvGeometry& g, const T* x, const PackA& pack_a, const T* bias, T* y) {
+    const int64_t kg = g.kg(), pq = g.pq(), groups = g.groups;
+    const auto group_of = [groups](int64_t b) { return b % groups; };
+    const auto out_of = [=](int64_t b) {
+        Output<T> o;
+        o.c = y + b * kg * pq;
+        o.ldc = pq;
+        if (bias) o.row_bias = bias + (b % groups) * kg;
+        return o;
+    };
+    const bool pointwise = g.r == 1 && g.s == 1 && g.sh == 1 && g.sw == 1 && g.top == 0 &&
+                           g.left == 0 && g.p == g.h && g.q == g.w;
+    if (pointwise)  // the input image is the B matrix itself
+        gemm<T>(groups, g.n * groups, kg, pq, g.crs(), pack_a, MatrixB<T>{x, g.hw(), 1, g.cg() * g.hw()},
+                group_of, out_of);
+    else
+        gemm<T>(groups, g.n * groups, kg, pq, g.crs(), pack_a, ImplicitColumns<T>{x, g}, group_of, out_of);
+}
+
+template <typename T>
+void forward(const ConvGeometry& g, const T* x, const T* w, const T* bias, T* y) {
+    conv_as_gemm(g, x, MatrixA<T>{w, g.crs(), 1, g.kg() * g.crs()}, bias, y);
+}
+
+// grad_x[n, g] += columns [j0, j0 + nc) of one (image, group)'s column matrix (rows (c, r, s),
+// row stride nc), scattered back to the pixels they were gathered from.
+template <typename T>
+void col2im_add(const ConvGeometry& g, const T* cols, int64_t j0, int64_t nc, T* grad_x) {
+    for (int64_t row = 0; row < g.crs(); ++row, cols += nc) {
+        const int64_t tap = row % g.taps(), r = tap / g.s, s = tap % g.s;
+        T* plane = grad_x + (row / g.taps()) * g.hw();
+        for (int64_t j = 0; j < nc;) {
+            const int64_t op = (j0 + j) / g.q, oq0 = (j0 + j) % g.q, len = std::min(nc - j, g.q - oq0);
+            const int64_t iy = op * g.sh + r * g.dh - g.top;
+            if (iy >= 0 && iy < g.h) {
+                T* dst = plane + iy * g.w;
+                for (int64_t t = 0; t < len; ++t) {
+                    const int64_t ix = (oq0 + t) * g.sw + s * g.dw - g.left;
+                    if (ix >= 0 && ix < g.w) dst[ix] += cols[j + t];
+                }
+            }
+            j += len;
+        }
+    }
+}
+
+// Below this many input channels per group the input gradient goes through column blocks and
+// col2im: the rotated-kernel convolution would pack K*R*S rows per pixel for only C/G output rows.
+constexpr int64_t kRotatedMinChannels = 64;
+
+template <typename T>
+void backward_input(const ConvGeometry& g, const T* grad_y, const T* w, T* grad_x) {
+    if (g.sh == 1 && g.sw == 1 && g.cg() >= kRotatedMinChannels) {
+        // grad_x[n, c, h, w] = sum_{k, r, s} grad_y[n, k, h + top - r*dh, w + left - s*dw] * W[k, c, r, s]
+        ConvGeometry t = g;
+        t.c = g.k;
+        t.h = g.p;
+        t.w = g.q;
+        t.k = g.c;
+        t.p = g.h;
+        t.q = g.w;
+        t.top = g.dh * (g.r - 1) - g.top;
+        t.left = g.dw * (g.s - 1) - g.left;
+        conv_as_gemm(t, grad_y, RotatedWeightTransposed<T>{w, g}, static_cast<const T*>(nullptr), grad_x);
+        return;
+    }
+    const int64_t crs = g.crs(), kg = g.kg(), pq = g.pq(), groups = g.groups;
+    const int threads = threads_for(2.0 * double(g.n) * double(g.k) * double(crs) * double(pq));
+    const PackedA<T> a = pack_a_all<T>(groups, crs, kg, MatrixA<T>{w, 1, crs, kg * crs}, threads);
+    const MatrixB<T> dy{grad_y, pq, 1, kg * pq};
+    // blocks of columns small enough for the column buffer to stay in L2
+    const int64_t block = std::max<int64_t>(Tile<T>::NR, round_up(std::max<int64_t>(1, 65536 / std::max<int64_t>(crs, 1)), Tile<T>::NR));
+    parallel_for(g.n * groups, threads, [&](int64_t b) {
+        T* out = grad_x + b * g.cg() * g.hw();
+        std::fill(out, out + g.cg() * g.hw(), T(0));
+        T* cols = thread_workspace().get<T>(Slot::Columns, size_t(crs * std::min(block, pq)));
+        for (int64_t j0 = 0; j0 < pq; j0 += block) {
+            const int64_t nc = std::min(block, pq - j0);
+            Output<T> o;
+            o.c = cols;
+            o.ldc = nc;
+            o.first_col = j0;
+            gemm_task(a, b % groups, dy, b, j0, nc, 0, crs, o);
+            col2im_add(g, cols, j0, nc, out);
+        }
+    });
+}
+
+template <typename T>
+void backward_weight(const ConvGeometry& g, const T* grad_y, const T* x, T* grad_w) {
+    const int64_t kg = g.kg(), crs = g.crs();
+    gemm<T>(g.groups, g.groups, kg, crs, g.n * g.pq(), OutputRowsOverBatch<T>{grad_y, g},
+            ImplicitColumnsTransposed<T>{x, g}, [](int64_t b) { return b; },
+            [=](int64_t b) {
+                Output<T> o;
+                o.c = grad_w + b * kg * crs;
+                o.ldc = crs;
+                return o;
+            });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Python boundary
+// ---------------------------------------------------------------------------------------------
+
+// The geometry from the shapes and hyperparameters, validated. Output size (p, q) is given for
+// the backward kernels (taken from grad_y) and derived (PyTorch's rule) when negative.
+ConvGeometry geometry(const char* op, const Shape& x, const Shape& w, int64_t p, int64_t q,
+                      const Pair& stride, const Padding& padding, const Pair& dilation, int64_t groups) {
+    const auto fail = [op](const std::string& msg) { throw py::value_error(std::string(op) + ": " + msg); };
+    if (groups < 1) fail("groups must be >= 1, got " + std::to_string(groups));
+    if (stride[0] < 1 || stride[1] < 1 || dilation[0] < 1 || dilation[1] < 1)
+        fail("stride and dilation must be >= 1, got stride " + shape_str({stride[0], stride[1]}) +
+             ", dilation " + shape_str({dilation[0], dilation[1]}));
+    for (int64_t v : padding)
+        if (v < 0) fail("padding must be >= 0, got " + shape_str({padding.begin(), padding.end()}));
+    const int64_t c = x[1], k = w[0];
+    if (c % groups != 0 || k % groups != 0 || w[1] * groups != c)
+        fail("weight " + shape_str(w) + " does not fit input " + shape_str(x) + " with groups=" +
+             std::to_string(groups) + " (expected (K, C/groups, R, S) with K divisible by groups)");
+    if (w[2] < 1 || w[3] < 1) fail("kernel size must be >= 1, got weight " + shape_str(w));
+    ConvGeometry g{x[0], c, x[2], x[3], k, w[2], w[3], p, q, stride[0], stride[1],
+                   dilation[0], dilation[1], padding[0], padding[2], groups};
+    if (p < 0) {
+        g.p = (g.h + padding[0] + padding[1] - g.dh * (g.r - 1) - 1) / g.sh + 1;
+        g.q = (g.w + padding[2] + padding[3] - g.dw * (g.s - 1) - 1) / g.sw + 1;
+        if (g.p < 1 || g.q < 1)
+            fail("the kernel (dilated) does not fit the padded input: output would be " +
+                 shape_str({g.p, g.q}));
+    }
+    // every product the kernels form (including the per-thread workspaces) must fit in int64
+    checked_numel({g.n, g.k, g.p, g.q}, op);
+    checked_numel({g.n, g.c, g.h, g.w}, op);
+    checked_numel({g.crs(), g.pq(), 2}, op);
+    checked_numel({g.groups, round_up(std::max(g.crs(), g.k), 8), std::max(g.crs(), g.n * g.pq())}, op);
+    return g;
+}
+
+py::array conv2d_forward(const py::array& x, const py::array& weight, const std::optional<py::array>& bias,
+                         const Pair& stride, const Padding& padding, const Pair& dilation, int64_t groups) {
+    constexpr const char* op = "conv2d_forward";
+    return dispatch_float(float_dtype(x, op, "x"), [&](auto tag) -> py::array {
+        using T = decltype(tag);
+        const Shape xs = check_array<T>(x, op, "x", 4), ws = check_array<T>(weight, op, "weight", 4);
+        const ConvGeometry g = geometry(op, xs, ws, -1, -1, stride, padding, dilation, groups);
+        const T* b = nullptr;
+        if (bias) {
+            expect_shape(op, "bias", check_array<T>(*bias, op, "bias", 1), {g.k});
+            b = data_of<T>(*bias);
+        }
+        auto y = new_array<T>({g.n, g.k, g.p, g.q});
+        T* out = y.mutable_data();
+        {
+            py::gil_scoped_release release;
+            forward(g, data_of<T>(x), data_of<T>(weight), b, out);
+        }
+        return std::move(y);
+    });
+}
+
+py::array conv2d_backward_input(const py::array& grad_y, const py::array& weight,
+                                const std::vector<int64_t>& input_shape, const Pair& stride,
+                                const Padding& padding, const Pair& dilation, int64_t groups) {
+    constexpr const char* op = "conv2d_backward_input";
+    return dispatch_float(float_dtype(grad_y, op, "grad_y"), [&](auto tag) -> py::array {
+        using T = decltype(tag);
+        const Shape gs = check_array<T>(grad_y, op, "grad_y", 4), ws = check_array<T>(weight, op, "weight", 4);
+        const Shape xs = check_dims(input_shape, 4, op, "input_shape");
+        const ConvGeometry g = geometry(op, xs, ws, gs[2], gs[3], stride, padding, dilation, groups);
+        expect_shape(op, "grad_y", gs, {g.n, g.k, g.p, g.q});
+        auto grad_x = new_array<T>(xs);
+        T* out = grad_x.mutable_data();
+        {
+            py::gil_scoped_release release;
+            backward_input(g, data_of<T>(grad_y), data_of<T>(weight), out);
+        }
+        return std::move(grad_x);
+    });
+}
+
+py::array conv2d_backward_weight(const py::array& grad_y, const py::array& x,
+                                 const std::vector<int64_t>& weight_shape, const Pair& stride,
+                                 const Padding& padding, const Pair& dilation, int64_t groups) {
+    constexpr const char* op = "conv2d_backward_weight";
+    return dispatch_float(float_dtype(grad_y, op, "grad_y"), [&](auto tag) -> py::array {
+        using T = decltype(tag);
+        const Shape gs = check_array<T>(grad_y, op, "grad_y", 4), xs = check_array<T>(x, op, "x", 4);
+        const Shape ws = check_dims(weight_shape, 4, op, "weight_shape");
+        const ConvGeometry g = geometry(op, xs, ws, gs[2], gs[3], stride, padding, dilation, groups);
+        expect_shape(op, "grad_y", gs, {g.n, g.k, g.p, g.q});
+        auto grad_w = new_array<T>(ws);
+        T* out = grad_w.mutable_data();
+        {
+            py::gil_scoped_release release;
+            backward_weight(g, data_of<T>(grad_y), data_of<T>(x), out);
+        }
+        return std::move(grad_w);
+    });
+}
+
+}  // namespace
+
+void register_conv2d(py::module_& m) {
+    using py::arg;
+    m.def("conv2d_forward", &conv2d_forward, arg("x"), arg("weight"), arg("bias"), arg("stride"),
+          arg("padding"), arg("dilation"), arg("groups"),
+          "y (N, K, P, Q) = conv2d(x (N, C, H, W), weight (K, C/groups, R, S)) + bias; padding is "
+          "(top, bottom, left, right).");
+    m.def("conv2d_backward_input", &conv2d_backward_input, arg("grad_y"), arg("weight"), arg("input_shape"),
+          arg("stride"), arg("padding"), arg("dilation"), arg("groups"),
+          "grad_x (input_shape) of conv2d from grad_y (N, K, P, Q).");
+    m.def("conv2d_backward_weight", &conv2d_backward_weight, arg("grad_y"), arg("x"), arg("weight_shape"),
+          arg("stride"), arg("padding"), arg("dilation"), arg("groups"),
+          "grad_weight (weight_shape) of conv2d from grad_y (N, K, P, Q) and x (N, C, H, W).");
+}
+
+}  // namespace pyconv::cpu
