@@ -23,6 +23,9 @@ KERNELS = contract.KERNELS
 # name -> module path; modules import lazily so that an unavailable backend costs nothing.
 _REGISTRY: dict[str, str] = {
     "numpy": "pyconv.backends.numpy_ref",
+    "cpu": "pyconv.backends.cpu",
+    "simt": "pyconv.backends.simt",
+    "cuda": "pyconv.backends.cuda",
 }
 _loaded: dict[str, object] = {}
 _errors: dict[str, str] = {}
@@ -108,10 +111,16 @@ def use(name: str):
 
 
 def transfer(tensor, device: str):
-    """Copy a tensor to another device (``Tensor.to('cuda')``)."""
-    if device == "cpu":
-        return tensor
-    raise RuntimeError(
-        f"device {device!r} is not supported by this build of pyconv: only 'cpu' tensors exist "
-        f"until the CUDA backend is installed"
-    )
+    """``tensor`` copied to ``device`` (``'cpu'`` or ``'cuda'``) for ``Tensor.to``, ``.cuda()`` and
+    ``.cpu()``; gradients flow back through the copy. RuntimeError with the reason when the
+    ``cuda`` backend is unavailable (no CuPy, driver or GPU)."""
+    if device not in ("cpu", "cuda"):
+        raise RuntimeError(f"unknown device {device!r}: expected 'cpu' or 'cuda'")
+    if device == "cuda":
+        try:
+            get("cuda")
+        except RuntimeError as exc:
+            raise RuntimeError(f"device 'cuda' is not supported here: {exc}") from exc
+    from ..cuda import move
+
+    return move(tensor, device)

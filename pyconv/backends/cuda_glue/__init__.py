@@ -117,7 +117,9 @@ def real(dtype, value):
 
 def as_contiguous(dev: Device, array):
     """A C-contiguous array of ``dev.xp`` with the same data and shape (no copy when it already
-    is one; ``ascontiguousarray`` alone would turn a 0-d array into shape (1,))."""
+    is one; ``ascontiguousarray`` alone would turn a 0-d array into shape (1,)). NumPy scalars,
+    which reductions of 0-d arrays return, become 0-d arrays."""
+    array = dev.xp.asarray(array)
     if array.flags.c_contiguous:
         return array
     return dev.xp.ascontiguousarray(array).reshape(array.shape)
