@@ -5,8 +5,8 @@
 //
 // Forward kernels run one thread per output element, backward kernels one thread per input
 // element gathering from the windows that contain it (no atomics, so results are deterministic),
-// except max_pool2d_backward: its contract carries no window geometry, so it scatters one plane
-// per thread, in output order.
+// except max_pool2d_backward_scatter, used only for geometries with windows that miss the
+// input: it scatters one plane per thread, in output order.
 #include "compat.cuh"
 
 template <typename T> __device__ __forceinline__ bool pool_is_nan(T v) {
@@ -83,14 +83,52 @@ __device__ void max_pool2d_forward(T* __restrict__ y, long long* __restrict__ in
     }
 }
 
-// grad_x (planes, plane_in) += grad_y (planes, plane_out) scattered to `indices`; grad_x must be
-// zeroed by the caller. One thread per plane adds in output order (as the reference), so shared
-// maxima of overlapping windows sum deterministically. Indices outside [0, plane_in) come from
-// windows without input cells and are skipped.
+// grad_x (N*C, H, W): each input cell gathers grad_y of the windows whose saved maximum it is.
+// The windows containing row h are p = (h + ph - a*dh) / sh for the taps a that divide evenly
+// (one window per tap), likewise for columns; visiting taps from the last to the first visits
+// windows in output order, the reference's summation order. No atomics, one write per cell.
+// Needs every window to contain an input cell (the glue checks; otherwise it uses the plane
+// scatter below). n = N*C*H*W.
 template <typename T>
-__device__ void max_pool2d_backward(T* __restrict__ grad_x, const T* __restrict__ grad_y,
-                                    const long long* __restrict__ indices, long long planes,
-                                    long long plane_in, long long plane_out) {
+__device__ void max_pool2d_backward_gather(T* __restrict__ grad_x, const T* __restrict__ grad_y,
+                                           const long long* __restrict__ indices, long long n,
+                                           int H, int W, int P, int Q, int kh, int kw, int sh,
+                                           int sw, int ph, int pw, int dh, int dw) {
+    PYCONV_GRID_STRIDE_LOOP(i, n) {
+        PlanePos in = pool_plane_pos(i, H, W);
+        const long long here = (long long)in.row * W + in.col;
+        const long long plane_offset = in.plane * ((long long)P * Q);
+        const T* gy = grad_y + plane_offset;
+        const long long* idx = indices + plane_offset;
+        T sum = 0;
+        #pragma unroll 1
+        for (int a = kh - 1; a >= 0; --a) {
+            int row_start = in.row + ph - a * dh;
+            int p = row_start / sh;
+            if (row_start < 0 || p * sh != row_start || p >= P) continue;
+            #pragma unroll 1
+            for (int b = kw - 1; b >= 0; --b) {
+                int col_start = in.col + pw - b * dw;
+                int q = col_start / sw;
+                if (col_start < 0 || q * sw != col_start || q >= Q) continue;
+                const int o = p * Q + q;  // P*Q < 2^31: the glue checks
+                if (idx[o] == here) sum += gy[o];
+            }
+        }
+        grad_x[i] = sum;
+    }
+}
+
+// grad_x (planes, plane_in) += grad_y (planes, plane_out) scattered to `indices`; grad_x must be
+// zeroed by the caller. One thread per plane adds in output order (as the reference). Only for
+// geometries with windows that hold no input cell (dilation + padding): their index may wrap
+// into a cell outside the window, which the gather cannot see. Indices outside [0, plane_in)
+// are skipped.
+template <typename T>
+__device__ void max_pool2d_backward_scatter(T* __restrict__ grad_x, const T* __restrict__ grad_y,
+                                            const long long* __restrict__ indices,
+                                            long long planes, long long plane_in,
+                                            long long plane_out) {
     PYCONV_GRID_STRIDE_LOOP(plane, planes) {
         T* gx = grad_x + plane * plane_in;
         const T* gy = grad_y + plane * plane_out;
@@ -295,14 +333,29 @@ max_pool2d_forward_f64(double* y, long long* indices, const double* x, long long
 }
 
 extern "C" __global__ void __launch_bounds__(256)
-max_pool2d_backward_f32(float* grad_x, const float* grad_y, const long long* indices,
-                        long long planes, long long plane_in, long long plane_out) {
-    max_pool2d_backward<float>(grad_x, grad_y, indices, planes, plane_in, plane_out);
+max_pool2d_backward_gather_f32(float* grad_x, const float* grad_y, const long long* indices,
+                               long long n, int H, int W, int P, int Q, int kh, int kw, int sh,
+                               int sw, int ph, int pw, int dh, int dw) {
+    max_pool2d_backward_gather<float>(grad_x, grad_y, indices, n, H, W, P, Q, kh, kw, sh, sw, ph,
+                                      pw, dh, dw);
 }
 extern "C" __global__ void __launch_bounds__(256)
-max_pool2d_backward_f64(double* grad_x, const double* grad_y, const long long* indices,
-                        long long planes, long long plane_in, long long plane_out) {
-    max_pool2d_backward<double>(grad_x, grad_y, indices, planes, plane_in, plane_out);
+max_pool2d_backward_gather_f64(double* grad_x, const double* grad_y, const long long* indices,
+                               long long n, int H, int W, int P, int Q, int kh, int kw, int sh,
+                               int sw, int ph, int pw, int dh, int dw) {
+    max_pool2d_backward_gather<double>(grad_x, grad_y, indices, n, H, W, P, Q, kh, kw, sh, sw,
+                                       ph, pw, dh, dw);
+}
+
+extern "C" __global__ void __launch_bounds__(256)
+max_pool2d_backward_scatter_f32(float* grad_x, const float* grad_y, const long long* indices,
+                                long long planes, long long plane_in, long long plane_out) {
+    max_pool2d_backward_scatter<float>(grad_x, grad_y, indices, planes, plane_in, plane_out);
+}
+extern "C" __global__ void __launch_bounds__(256)
+max_pool2d_backward_scatter_f64(double* grad_x, const double* grad_y, const long long* indices,
+                                long long planes, long long plane_in, long long plane_out) {
+    max_pool2d_backward_scatter<double>(grad_x, grad_y, indices, planes, plane_in, plane_out);
 }
 
 extern "C" __global__ void __launch_bounds__(256)

@@ -343,7 +343,8 @@ def _kernel_calls(x):
     return {
         "max_pool2d_forward": y,
         "max_pool2d_indices": idx,
-        "max_pool2d_backward": numpy_ref.max_pool2d_backward(g, idx, x.shape),
+        "max_pool2d_backward": numpy_ref.max_pool2d_backward(g, idx, x.shape,
+                                                             *geometry, (1, 1)),
         "avg_pool2d_forward": avg,
         "avg_pool2d_backward": numpy_ref.avg_pool2d_backward(g, x.shape, *geometry, True, False,
                                                              None),

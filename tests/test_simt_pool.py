@@ -66,8 +66,9 @@ def _check_max(x, kernel, stride, padding, dilation, ceil_mode):
     _assert_same(y, want_y, what)
     _assert_same(idx, want_idx, f"{what} indices")
     g = _grad_like(want_y)
-    _assert_same(simt.max_pool2d_backward(g, want_idx, x.shape),
-                 ref.max_pool2d_backward(g, want_idx, x.shape), f"{what} backward")
+    geometry = (kernel, stride, padding, dilation)
+    _assert_same(simt.max_pool2d_backward(g, want_idx, x.shape, *geometry),
+                 ref.max_pool2d_backward(g, want_idx, x.shape, *geometry), f"{what} backward")
 
 
 def _check_avg(x, kernel, stride, padding, ceil_mode, count_include_pad, divisor_override):
@@ -267,8 +268,10 @@ def test_non_contiguous_arrays_are_accepted(schedule):
     simt, ref = simt_backend(), numpy_backend()
     y, idx = ref.max_pool2d_forward(base, (2, 2), (2, 2), (0, 0), (1, 1), False)
     g = np.asfortranarray(_grad_like(y))
-    _assert_same(simt.max_pool2d_backward(g, np.asfortranarray(idx), base.shape),
-                 ref.max_pool2d_backward(g, idx, base.shape), "max_pool2d_backward strided")
+    geometry = ((2, 2), (2, 2), (0, 0), (1, 1))
+    _assert_same(simt.max_pool2d_backward(g, np.asfortranarray(idx), base.shape, *geometry),
+                 ref.max_pool2d_backward(g, idx, base.shape, *geometry),
+                 "max_pool2d_backward strided")
 
 
 def test_glue_rejects_what_would_corrupt_memory():
@@ -278,7 +281,8 @@ def test_glue_rejects_what_would_corrupt_memory():
                                 False)
     g = np.zeros((1, 1, 2, 2))
     with pytest.raises(ValueError, match="indices must be int64"):
-        simt.max_pool2d_backward(g, np.zeros((1, 1, 2, 2), np.int32), (1, 1, 4, 4))
+        simt.max_pool2d_backward(g, np.zeros((1, 1, 2, 2), np.int32), (1, 1, 4, 4), (2, 2),
+                                 (2, 2), (0, 0), (1, 1))
     with pytest.raises(ValueError, match=r"grad_y must have shape \(N, C, P, Q\)"):
         simt.avg_pool2d_backward(g, (1, 2, 4, 4), (2, 2), (2, 2), (0, 0), False, True, None)
     with pytest.raises(ValueError, match=r"\(H \+ 1\) \* \(P \+ 1\)=.* does not fit"):
@@ -315,4 +319,24 @@ def test_autograd_on_simt_matches_numpy(schedule, name, dtype):
         _assert_close(got, want, dtype, name)
     suffix = "f64" if dtype == np.float64 else "f32"
     launched = simt_backend().device.launches
-    assert launched[f"{kernel}_forward_{suffix}"] and launched[f"{kernel}_backward_{suffix}"]
+    assert launched[f"{kernel}_forward_{suffix}"]
+    assert any(entry.startswith(f"{kernel}_backward") and entry.endswith(suffix)
+               for entry in launched), f"no {kernel} backward kernel ran"
+
+
+def test_max_pool2d_backward_gathers_unless_a_window_misses_the_input(schedule):
+    """The gather kernel serves geometries whose windows all hold an input cell; the plane
+    scatter serves the rest (dilation stepping over a 1-wide input), with the same results."""
+    simt, ref = simt_backend(), numpy_backend()
+    cases = {
+        "max_pool2d_backward_gather_f64": ((2, 3, 7, 6), ((3, 3), (2, 2), (1, 1), (1, 1))),
+        "max_pool2d_backward_scatter_f64": ((1, 2, 1, 5), ((2, 2), (1, 1), (1, 1), (2, 1))),
+    }
+    for entry, (shape, geometry) in cases.items():
+        x = np.random.default_rng(3).standard_normal(shape)
+        y, idx = ref.max_pool2d_forward(x, *geometry, False)
+        g = _grad_like(y)
+        before = simt.device.launches[entry]
+        _assert_same(simt.max_pool2d_backward(g, idx, x.shape, *geometry),
+                     ref.max_pool2d_backward(g, idx, x.shape, *geometry), entry)
+        assert simt.device.launches[entry] == before + 1, f"{entry} did not run"

@@ -98,9 +98,10 @@ def max_pool2d_forward(x, kernel_size, stride, padding, dilation, ceil_mode):
     """
 
 
-def max_pool2d_backward(grad_y, indices, input_shape):
-    """Scatter-add grad_y (N, C, P, Q) to the positions in indices (N, C, P, Q).
-    input_shape = (N, C, H, W). Returns grad_x (N, C, H, W)."""
+def max_pool2d_backward(grad_y, indices, input_shape, kernel_size, stride, padding, dilation):
+    """Scatter-add grad_y (N, C, P, Q) to the positions in indices (N, C, P, Q), summing in
+    output order. input_shape = (N, C, H, W); the window geometry is the forward's (pairs), so
+    a kernel may gather per input cell instead of scattering. Returns grad_x (N, C, H, W)."""
 
 
 def avg_pool2d_forward(x, kernel_size, stride, padding, ceil_mode, count_include_pad,

@@ -35,6 +35,7 @@ class MaxPool2d(Function):
                                                     dilation, ceil_mode)
         ctx.save_for_backward(indices)
         ctx.input_shape = x.shape
+        ctx.geometry = (kernel_size, stride, padding, dilation)
         ctx.mark_non_differentiable(1)
         return _like_input(y, x.ndim), _like_input(indices, x.ndim)
 
@@ -42,7 +43,8 @@ class MaxPool2d(Function):
     def backward(ctx, grad_y, grad_indices):
         (indices,) = ctx.saved_arrays
         shape = ctx.input_shape
-        grad_x = ctx.backend.max_pool2d_backward(_batched(grad_y), indices, _batched_shape(shape))
+        grad_x = ctx.backend.max_pool2d_backward(_batched(grad_y), indices, _batched_shape(shape),
+                                                 *ctx.geometry)
         return grad_x.reshape(shape), None, None, None, None, None
 
 

@@ -85,9 +85,20 @@ def max_pool2d_forward(dev, x, kernel_size, stride, padding, dilation, ceil_mode
     return y, indices
 
 
-def max_pool2d_backward(dev, grad_y, indices, input_shape):
-    """grad_y (N, C, P, Q) added at the plane positions ``indices`` (N, C, P, Q) of a zeroed
-    grad_x of input_shape; one thread per (n, c) plane."""
+def _every_window_holds_a_cell(length, out_len, kernel, stride, pad, dilation):
+    """Whether each of the out_len windows along an axis has a tap inside [0, length)."""
+    for p in range(out_len):
+        start = p * stride - pad
+        if not any(0 <= start + a * dilation < length for a in range(kernel)):
+            return False
+    return True
+
+
+def max_pool2d_backward(dev, grad_y, indices, input_shape, kernel_size, stride, padding,
+                        dilation):
+    """grad_y (N, C, P, Q) summed at the plane positions ``indices`` (N, C, P, Q) into grad_x of
+    input_shape: one thread per input cell gathering from the windows that contain it; when some
+    window holds no input cell (dilation + padding), one thread per (n, c) plane scattering."""
     kind = suffix(grad_y.dtype)
     _check_grad(grad_y, input_shape, "max_pool2d_backward")
     if indices.dtype != dev.xp.int64 or indices.shape != grad_y.shape:
@@ -96,9 +107,25 @@ def max_pool2d_backward(dev, grad_y, indices, input_shape):
     grad_y, indices = as_contiguous(dev, grad_y), as_contiguous(dev, indices)
     N, C, H, W = input_shape
     P, Q = grad_y.shape[2:]
+    gather = all(
+        _every_window_holds_a_cell(length, out_len, k, s, p, d)
+        for length, out_len, k, s, p, d in zip((H, W), (P, Q), kernel_size, stride, padding,
+                                              dilation))
+    if gather:
+        i32(P * Q, "P*Q")  # the gather kernel indexes a plane of grad_y with 32-bit ints
+        grad_x = dev.xp.empty(tuple(input_shape), dtype=grad_y.dtype)
+        n = N * C * H * W if P * Q else 0
+        if P * Q == 0:
+            grad_x[...] = 0
+        _launch(dev, "max_pool2d_backward_gather", kind, n,
+                (grad_x, grad_y, indices, i64(n, "input elements"),
+                 *_sizes(("H", H), ("W", W), ("P", P), ("Q", Q)),
+                 *_geometry(kernel_size, stride, padding),
+                 *_sizes(("dilation_height", dilation[0]), ("dilation_width", dilation[1]))))
+        return grad_x
     grad_x = dev.xp.zeros(tuple(input_shape), dtype=grad_y.dtype)
     planes = N * C if H * W and P * Q else 0
-    _launch(dev, "max_pool2d_backward", kind, planes,
+    _launch(dev, "max_pool2d_backward_scatter", kind, planes,
             (grad_x, grad_y, indices, i64(planes, "planes"), i64(H * W, "H*W"), i64(P * Q, "P*Q")))
     return grad_x
 

@@ -126,8 +126,9 @@ def _max_pool_indices(code, input_shape, out_size, kernel_size, stride, padding,
     return indices
 
 
-def max_pool2d_backward(grad_y, indices, input_shape):
-    """Scatter-add grad_y (N, C, P, Q) to the flat plane positions in indices (N, C, P, Q).
+def max_pool2d_backward(grad_y, indices, input_shape, kernel_size, stride, padding, dilation):
+    """Scatter-add grad_y (N, C, P, Q) to the flat plane positions in indices (N, C, P, Q); the
+    window geometry is not needed here.
 
     Overlapping windows may share a maximum, so contributions are summed in output order (as
     PyTorch). A window without any input cell (dilation can step over the whole input) reports
