@@ -1,7 +1,8 @@
 // pyconv._C: the native extension. It reports what it was built with and holds the C++ kernels
-// of the cpu backend (csrc/cpu/*.cpp), each family registered by its register_<family>.
+// of the cpu backend (csrc/cpu/*.cpp), each family registering itself (csrc/cpu/register.h).
 #include <pybind11/pybind11.h>
 
+#include <algorithm>
 #include <string>
 
 #include "cpu/parallel.h"
@@ -77,13 +78,22 @@ int get_num_threads() { return pyconv::cpu::max_threads(); }
 
 }  // namespace
 
+namespace pyconv::cpu {
+
+std::vector<std::pair<const char*, RegisterFn>>& family_registry() {
+    static std::vector<std::pair<const char*, RegisterFn>> families;
+    return families;
+}
+
+}  // namespace pyconv::cpu
+
 PYBIND11_MODULE(_C, m) {
     m.doc() = "pyconv native kernels (C++)";
     m.def("build_info", &build_info, "Compiler, flags, compiled ISA, CPU features and OpenMP version.");
     m.def("set_num_threads", &set_num_threads, py::arg("n"));
     m.def("get_num_threads", &get_num_threads);
-    pyconv::cpu::register_gemm(m);
-    pyconv::cpu::register_linear(m);
-    pyconv::cpu::register_conv2d(m);
-    pyconv::cpu::register_peak(m);
+    auto families = pyconv::cpu::family_registry();
+    std::sort(families.begin(), families.end(),
+              [](const auto& a, const auto& b) { return std::string(a.first) < b.first; });
+    for (const auto& [name, register_family] : families) register_family(m);
 }

@@ -230,7 +230,7 @@ py::array conv2d_backward_weight(const py::array& grad_y, const py::array& x,
 
 }  // namespace
 
-void register_conv2d(py::module_& m) {
+PYCONV_REGISTER_FAMILY(conv2d) {
     using py::arg;
     m.def("conv2d_forward", &conv2d_forward, arg("x"), arg("weight"), arg("bias"), arg("stride"),
           arg("padding"), arg("dilation"), arg("groups"),

@@ -36,7 +36,7 @@ void gemm_into(py::array& c, const py::array& a, const py::array& b, double alph
 
 }  // namespace
 
-void register_gemm(py::module_& m) {
+PYCONV_REGISTER_FAMILY(gemm) {
     using py::arg;
     m.def("gemm", &gemm_into, arg("c"), arg("a"), arg("b"), arg("alpha") = 1.0, arg("beta") = 0.0,
           arg("trans_a") = false, arg("trans_b") = false,

@@ -82,7 +82,7 @@ py::array linear_backward_weight(const py::array& grad_y, const py::array& x) {
 
 }  // namespace
 
-void register_linear(py::module_& m) {
+PYCONV_REGISTER_FAMILY(linear) {
     using py::arg;
     m.def("linear_forward", &linear_forward, arg("x"), arg("weight"), arg("bias"),
           "y (M, O) = x (M, I) @ weight (O, I).T + bias (O,).");

@@ -70,7 +70,7 @@ double fma_peak_gflops(int threads, double seconds) {
 
 }  // namespace
 
-void register_peak(py::module_& m) {
+PYCONV_REGISTER_FAMILY(peak) {
     m.def("fma_peak_gflops", &fma_peak_gflops, py::arg("threads") = 0, py::arg("seconds") = 0.2,
           "Measured fp32 FMA peak (GFLOP/s) of `threads` threads (0: the configured count), from "
           "register-only FMA chains in the build's vector ISA.");

@@ -1,0 +1,3 @@
+"""C++ kernels of the activation family (placeholder until they land)."""
+
+__all__ = []

@@ -1,0 +1,3 @@
+"""C++ kernels of the pool family (placeholder until they land)."""
+
+__all__ = []
