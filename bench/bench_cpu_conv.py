@@ -7,7 +7,12 @@ fp32 FMA peak measured in the same run (``pyconv._C.fma_peak_gflops``). Also a s
 torch.mm. Both libraries run as installed (allocator settings untouched).
 
     python bench/bench_cpu_conv.py                     # 1 and 2 threads, every shape
-    python bench/bench_cpu_conv.py --threads 1 --repeats 3 --only 128 256 --clock cpu
+    python bench/bench_cpu_conv.py --threads 1 --repeats 3 --only deep --clock cpu
+    python bench/bench_cpu_conv.py --threads 1 --reference     # also: speed-up over numpy_ref
+
+stride-1 3x3 layers with many channels run Winograd F(4x4, 3x3) forward and for the input
+gradient (csrc/cpu/winograd.cpp); ``--algorithm gemm`` forces the implicit GEMM for comparison.
+The "transposed" case is conv_transpose2d (the adjoint of the deep 3x3 layer) vs PyTorch's.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ CASES = [
     (32, 256, 14, 14, 256, 3, 3, 1, 1, 1, "deep 3x3"),
     (32, 256, 56, 56, 64, 1, 1, 1, 0, 1, "1x1"),
     (32, 64, 56, 56, 64, 3, 3, 1, 1, 64, "depthwise"),
+    (32, 128, 28, 28, 128, 3, 3, 1, 1, 1, "transposed"),
 ]
 
 
@@ -69,17 +75,28 @@ def measured_peak(threads, clock):
     return peak
 
 
-def conv_pair(case, direction, torch):
-    """(pyconv fn, torch fn) running one direction ('fwd' or 'bwd') of a case, inputs made once."""
-    n, c, h, w, k, r, s, stride, pad, groups, _ = case
+def conv_pair(case, direction, torch, algorithm="auto", reference=False):
+    """(pyconv fn, torch fn) running one direction ('fwd' or 'bwd') of a case, inputs made once;
+    with `reference`, (pyconv fn, numpy_ref fn) instead."""
+    n, c, h, w, k, r, s, stride, pad, groups, label = case
+    if label == "transposed":
+        return transpose_pair(case, direction, torch, reference)
     rng = np.random.default_rng(0)
     x = rng.standard_normal((n, c, h, w), dtype=np.float32)
     weight = rng.standard_normal((k, c // groups, r, s), dtype=np.float32) * 0.1
     bias = rng.standard_normal(k, dtype=np.float32)
     geometry = dict(stride=(stride, stride), padding=(pad,) * 4, dilation=(1, 1), groups=groups)
     tx, tw, tb = (torch.from_numpy(a) for a in (x, weight, bias))
+    if reference:
+        from pyconv.backends import numpy_ref as ref
     if direction == "fwd":
-        ours = lambda: cpu.conv2d_forward(x, weight, bias, **geometry)  # noqa: E731
+        if algorithm != "auto":
+            ours = lambda: pyconv._native._C.conv2d_forward(  # noqa: E731
+                x, weight, bias, (stride,) * 2, (pad,) * 4, (1, 1), groups, algorithm=algorithm)
+        else:
+            ours = lambda: cpu.conv2d_forward(x, weight, bias, **geometry)  # noqa: E731
+        if reference:
+            return ours, lambda: ref.conv2d_forward(x, weight, bias, **geometry)
 
         def theirs():
             with torch.no_grad():
@@ -89,13 +106,56 @@ def conv_pair(case, direction, torch):
     tgy = torch.from_numpy(grad_y)
 
     def ours():
-        cpu.conv2d_backward_input(grad_y, weight, x.shape, **geometry)
+        if algorithm != "auto":
+            pyconv._native._C.conv2d_backward_input(grad_y, weight, x.shape, (stride,) * 2, (pad,) * 4,
+                                                    (1, 1), groups, algorithm=algorithm)
+        else:
+            cpu.conv2d_backward_input(grad_y, weight, x.shape, **geometry)
         cpu.conv2d_backward_weight(grad_y, x, weight.shape, **geometry)
+
+    if reference:
+        def slow():
+            ref.conv2d_backward_input(grad_y, weight, x.shape, **geometry)
+            ref.conv2d_backward_weight(grad_y, x, weight.shape, **geometry)
+        return ours, slow
 
     def theirs():
         torch.ops.aten.convolution_backward(tgy, tx, tw, None, [stride] * 2, [pad] * 2, [1, 1], False,
                                             [0, 0], groups, [True, True, False])
     return ours, theirs
+
+
+def transpose_pair(case, direction, torch, reference):
+    """conv_transpose2d mapping (N, C, H, W) to (N, K, H, W) (stride 1, padding 1)."""
+    n, c, h, w, k, r, s, stride, pad, groups, _ = case
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((n, c, h, w), dtype=np.float32)
+    weight = rng.standard_normal((c, k, r, s), dtype=np.float32) * 0.1
+    bias = rng.standard_normal(k, dtype=np.float32)
+    geometry = dict(stride=(stride,) * 2, padding=(pad,) * 2, dilation=(1, 1), groups=groups)
+    impl = cpu
+    if reference:
+        from pyconv.backends import numpy_ref as impl
+    tx, tw, tb = (torch.from_numpy(a) for a in (x, weight, bias))
+    if direction == "fwd":
+        ours = lambda: cpu.conv_transpose2d_forward(x, weight, bias, output_padding=(0, 0), **geometry)  # noqa: E731
+        slow = lambda: impl.conv_transpose2d_forward(x, weight, bias, output_padding=(0, 0), **geometry)  # noqa: E731
+
+        def theirs():
+            with torch.no_grad():
+                torch.nn.functional.conv_transpose2d(tx, tw, tb, stride, pad)
+        return ours, (slow if reference else theirs)
+    grad_y = cpu.conv_transpose2d_forward(x, weight, None, output_padding=(0, 0), **geometry)
+    tgy = torch.from_numpy(grad_y)
+
+    def run(module):
+        module.conv_transpose2d_backward_input(grad_y, weight, x.shape, **geometry)
+        module.conv_transpose2d_backward_weight(grad_y, x, weight.shape, **geometry)
+
+    def theirs():
+        torch.ops.aten.convolution_backward(tgy, tx, tw, None, [stride] * 2, [pad] * 2, [1, 1], True,
+                                            [0, 0], groups, [True, True, False])
+    return (lambda: run(cpu)), ((lambda: run(impl)) if reference else theirs)
 
 
 def gemm_pair(size, torch):
@@ -122,6 +182,10 @@ def main(argv=None):
     parser.add_argument("--clock", choices=sorted(CLOCKS), default="wall",
                         help="wall time, or this process's CPU time (all its threads; steadier "
                              "than wall time when other processes compete for the cores)")
+    parser.add_argument("--algorithm", choices=["auto", "gemm", "winograd"], default="auto",
+                        help="force conv2d forward / input gradient onto one algorithm")
+    parser.add_argument("--reference", action="store_true",
+                        help="compare with the NumPy reference (1 run each) instead of PyTorch")
     args = parser.parse_args(argv)
     import torch
 
@@ -136,9 +200,10 @@ def main(argv=None):
         torch.set_num_threads(threads)
         peak = measured_peak(threads, args.clock)
         print(f"## {threads} thread(s): measured fp32 FMA peak {peak:.0f} GFLOP/s\n")
-        print("| case | dir | pyconv ms | torch ms | ratio | pyconv GFLOP/s (% peak) | torch GFLOP/s (% peak) |")
+        other = "numpy_ref" if args.reference else "torch"
+        print(f"| case | dir | pyconv ms | {other} ms | ratio | pyconv GFLOP/s (% peak) | {other} GFLOP/s (% peak) |")
         print("| --- | --- | --- | --- | --- | --- | --- |")
-        if args.gemm:
+        if args.gemm and not args.reference:
             ours, theirs = interleaved(gemm_pair(args.gemm, torch), args.repeats, clock=clock)
             flops = 2.0 * args.gemm ** 3
             print(f"| SGEMM {args.gemm}^2 | | {fmt(ours)} | {fmt(theirs)} | {ours[0] / theirs[0]:.2f} "
@@ -146,7 +211,8 @@ def main(argv=None):
                   f"| {flops / theirs[0] / 1e9:.0f} ({flops / theirs[0] / 1e9 / peak:.0%}) |")
         for case in cases:
             for direction in args.directions:
-                ours, theirs = interleaved(conv_pair(case, direction, torch), args.repeats, clock=clock)
+                pair = conv_pair(case, direction, torch, args.algorithm, args.reference)
+                ours, theirs = interleaved(pair, 1 if args.reference else args.repeats, clock=clock)
                 flops = conv_flops(*case[:10]) * (2 if direction == "bwd" else 1)
                 shape = ",".join(str(v) for v in case[:9]) + (f" g={case[9]}" if case[9] > 1 else "")
                 print(f"| ({shape}) {case[10]} | {direction} | {fmt(ours)} | {fmt(theirs)} "

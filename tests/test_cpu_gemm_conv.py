@@ -341,3 +341,145 @@ def test_conv_and_linear_autograd_on_the_cpu_backend(dtype, cpu, monkeypatch):
     for g, r in zip(got, want):
         assert_matches(g, r, dtype, "autograd")
     assert set(calls) == set(CONV_AND_LINEAR)
+
+
+# ---------------------------------------------------------------------------------------------
+# Winograd F(4x4, 3x3): stride-1 3x3 forward and input gradient
+# ---------------------------------------------------------------------------------------------
+
+# Float32 tolerance of the Winograd path: its transforms multiply values by up to 5 (B^T), 8
+# (A^T) and sum 36 terms per tile, so rounding grows by about 20-50x over the direct sum; at
+# C = 300 the measured error is ~6e-6 of the output scale (float64: ~1e-14). 5e-5 keeps a margin
+# of 8x while still failing on any wrong tap, tile edge or padding (errors of order 1).
+WINOGRAD_FLOAT32_TOLERANCE = 5e-5
+
+# (x shape, K, padding (top, bottom, left, right)): tile edges (P, Q not multiples of 4, images
+# smaller than one tile), asymmetric and large padding (the input gradient's equivalent padding
+# 2 - pad goes negative), C past the GEMM's KC block, and chunks of several images.
+WINOGRAD_CASES = [
+    ((2, 5, 9, 11), 7, (1, 1, 1, 1)),
+    ((3, 40, 14, 14), 33, (1, 1, 1, 1)),
+    ((2, 8, 7, 6), 5, (0, 2, 1, 0)),
+    ((1, 3, 4, 4), 2, (3, 0, 0, 3)),
+    ((1, 2, 3, 3), 3, (0, 0, 0, 0)),
+    ((2, 300, 6, 5), 20, (1, 1, 1, 1)),
+    ((5, 16, 30, 17), 70, (2, 1, 0, 2)),
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("case", WINOGRAD_CASES, ids=str)
+def test_winograd_forward_and_input_gradient_match_reference(case, dtype, threads):
+    x_shape, k, pads = case
+    rng = np.random.default_rng(x_shape[1])
+    x, w, b = (rng.standard_normal(s) for s in (x_shape, (k, x_shape[1], 3, 3), (k,)))
+    g = ((1, 1), pads, (1, 1), 1)
+    want = numpy_ref.conv2d_forward(x, w, b, *g)
+    gy = rng.standard_normal(want.shape)
+    want_gx = numpy_ref.conv2d_backward_input(gy, w, x_shape, *g)
+    tol = {**TOLERANCE, np.float32: WINOGRAD_FLOAT32_TOLERANCE}
+    for got, ref, what in [
+        (_C.conv2d_forward(x.astype(dtype), w.astype(dtype), b.astype(dtype), *g, algorithm="winograd"),
+         want, "forward"),
+        (_C.conv2d_backward_input(gy.astype(dtype), w.astype(dtype), x_shape, *g, algorithm="winograd"),
+         want_gx, "backward_input")]:
+        scale = float(np.abs(ref).max())
+        err = float(np.abs(got.astype(np.float64) - ref).max()) / scale
+        assert got.dtype == dtype and got.shape == ref.shape
+        assert err <= tol[dtype], f"winograd {what} {case}: relative error {err:.3g}"
+
+
+def test_winograd_is_chosen_for_deep_3x3_and_rejects_other_geometries():
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((2, 64, 12, 12)).astype(np.float32)
+    w = rng.standard_normal((64, 64, 3, 3)).astype(np.float32)
+    g = ((1, 1), (1, 1, 1, 1), (1, 1), 1)
+    auto = _C.conv2d_forward(x, w, None, *g)
+    # auto picks Winograd here: bit-identical to the forced Winograd result, not to the GEMM's
+    np.testing.assert_array_equal(auto, _C.conv2d_forward(x, w, None, *g, algorithm="winograd"))
+    assert not np.array_equal(auto, _C.conv2d_forward(x, w, None, *g, algorithm="gemm"))
+    auto_gx = _C.conv2d_backward_input(auto, w, x.shape, *g)
+    np.testing.assert_array_equal(
+        auto_gx, _C.conv2d_backward_input(auto, w, x.shape, *g, algorithm="winograd"))
+    with pytest.raises(ValueError, match="algorithm='winograd' needs a 3x3 kernel, stride 1"):
+        _C.conv2d_forward(x, w, None, (2, 2), (1, 1, 1, 1), (1, 1), 1, algorithm="winograd")
+    with pytest.raises(ValueError, match="algorithm must be 'auto', 'gemm' or 'winograd'"):
+        _C.conv2d_forward(x, w, None, *g, algorithm="fft")
+
+
+# ---------------------------------------------------------------------------------------------
+# dispatch to the depthwise and small-C kernels of another family (faked here)
+# ---------------------------------------------------------------------------------------------
+
+
+class FakeSpecialKernels:
+    """Stands in for pyconv._C: records calls to the special conv kernels, forwards the rest."""
+
+    def __init__(self, real):
+        self._real = real
+        self.calls = []
+        for name in ("conv2d_depthwise_forward", "conv2d_depthwise_backward_input",
+                     "conv2d_depthwise_backward_weight", "conv2d_small_c_forward"):
+            setattr(self, name, self._recorder(name))
+
+    def _recorder(self, name):
+        def call(*args):
+            self.calls.append((name, args))
+            return "special"
+        return call
+
+    def __getattr__(self, name):
+        return getattr(self._real, name)
+
+
+def test_depthwise_and_small_c_layers_dispatch_to_special_kernels(monkeypatch):
+    from pyconv.backends.cpu_kernels import conv
+
+    fake = FakeSpecialKernels(_C)
+    monkeypatch.setattr(conv, "_C", fake)
+    geo = ((1, 1), (1, 1, 1, 1), (1, 1))
+    x = np.zeros((2, 8, 6, 6), np.float32)
+    dw = np.zeros((8, 1, 3, 3), np.float32)
+    assert conv.conv2d_forward(x, dw, None, *geo, 8) == "special"
+    assert conv.conv2d_backward_input(x, dw, x.shape, *geo, 8) == "special"
+    assert conv.conv2d_backward_weight(x, x, dw.shape, *geo, 8) == "special"
+    assert [c[0] for c in fake.calls] == ["conv2d_depthwise_forward",
+                                          "conv2d_depthwise_backward_input",
+                                          "conv2d_depthwise_backward_weight"]
+    name, args = fake.calls[0]
+    assert args[2:] == (None, (1, 1), (1, 1, 1, 1), (1, 1))  # no groups argument
+    first = np.zeros((2, 3, 6, 6), np.float32)
+    w3 = np.zeros((16, 3, 3, 3), np.float32)
+    assert conv.conv2d_forward(first, w3, None, *geo, 1) == "special"
+    assert fake.calls[-1][0] == "conv2d_small_c_forward"
+    fake.calls.clear()
+    # not special: a depthwise multiplier, groups with few channels, and small-C gradients
+    y = conv.conv2d_forward(x, np.zeros((16, 1, 3, 3), np.float32), None, *geo, 8)
+    assert y.shape == (2, 16, 6, 6)
+    assert conv.conv2d_forward(first[:, :2], np.zeros((4, 1, 3, 3), np.float32), None, *geo,
+                               2).shape == (2, 4, 6, 6)
+    gy = np.zeros((2, 16, 6, 6), np.float32)
+    assert conv.conv2d_backward_input(gy, w3, first.shape, *geo, 1).shape == first.shape
+    assert fake.calls == []
+    # a depthwise conv_transpose2d is composed from the conv2d kernels, so it reaches them too
+    assert conv.conv_transpose2d_backward_weight(x, x, dw.shape, (1, 1), (1, 1), (1, 1), 8) == "special"
+    assert conv.conv_transpose2d_forward(x, dw, None, (1, 1), (1, 1), (0, 0), (1, 1), 8) == "special"
+    assert [c[0] for c in fake.calls] == ["conv2d_depthwise_backward_weight",
+                                          "conv2d_depthwise_backward_input"]
+
+
+def test_without_special_kernels_everything_runs_on_conv2d(monkeypatch):
+    from pyconv.backends.cpu_kernels import conv
+
+    class Plain:
+        def __getattr__(self, name):
+            if "depthwise" in name or "small_c" in name:
+                raise AttributeError(name)
+            return getattr(_C, name)
+
+    monkeypatch.setattr(conv, "_C", Plain())
+    rng = np.random.default_rng(2)
+    x, w = rng.standard_normal((1, 4, 5, 5)), rng.standard_normal((4, 1, 3, 3))
+    geo = dict(stride=(1, 1), padding=(1, 1, 1, 1), dilation=(1, 1), groups=4)
+    assert_matches(conv.conv2d_forward(x, w, None, **geo),
+                   numpy_ref.conv2d_forward(x, w, None, **geo), np.float64)

@@ -6,6 +6,8 @@
 //   backward_input   stride 1 and C/G >= 64: a forward conv of grad_y with the rotated,
 //                    transposed kernel; otherwise cols = W_g^T * grad_y[n, g] per (image, group),
 //                    a block of columns at a time, each scattered back (col2im) while in cache.
+// Stride-1 3x3 layers with many channels run forward and backward_input as Winograd F(4x4, 3x3)
+// (winograd.h) instead; `algorithm` ("auto", "gemm", "winograd") overrides the choice for tests.
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
@@ -17,6 +19,7 @@
 #include "conv_packers.h"
 #include "register.h"
 #include "validate.h"
+#include "winograd.h"
 
 namespace pyconv::cpu {
 
@@ -47,8 +50,43 @@ void conv_as_gemm(const ConvGeometry& g, const T* x, const PackA& pack_a, const 
         gemm<T>(groups, g.n * groups, kg, pq, g.crs(), pack_a, ImplicitColumns<T>{x, g}, group_of, out_of);
 }
 
+enum class Algorithm { Auto, Gemm, Winograd };
+
+Algorithm parse_algorithm(const char* op, const std::string& name) {
+    if (name == "auto") return Algorithm::Auto;
+    if (name == "gemm") return Algorithm::Gemm;
+    if (name == "winograd") return Algorithm::Winograd;
+    throw py::value_error(std::string(op) + ": algorithm must be 'auto', 'gemm' or 'winograd', got '" + name + "'");
+}
+
+// Winograd F(4x4, 3x3) computes stride-1, dilation-1, ungrouped 3x3 convolutions.
+bool winograd_fits(const ConvGeometry& g) {
+    return g.groups == 1 && g.r == 3 && g.s == 3 && g.sh == 1 && g.sw == 1 && g.dh == 1 && g.dw == 1;
+}
+
+// Whether to run Winograd (`c`, `k`: channels in and out of the convolution it computes).
+bool use_winograd(const char* op, Algorithm algorithm, const ConvGeometry& g, int64_t c, int64_t k,
+                  int64_t p, int64_t q) {
+    if (algorithm == Algorithm::Winograd && !winograd_fits(g))
+        throw py::value_error(std::string(op) +
+                              ": algorithm='winograd' needs a 3x3 kernel, stride 1, dilation 1 and groups=1");
+    if (algorithm == Algorithm::Auto) return winograd_fits(g) && winograd_pays_off(c, k, p, q);
+    return algorithm == Algorithm::Winograd;
+}
+
 template <typename T>
-void forward(const ConvGeometry& g, const T* x, const T* w, const T* bias, T* y) {
+void forward(const ConvGeometry& g, const T* x, const T* w, const T* bias, T* y, bool winograd) {
+    if (winograd) {
+        WinogradConv<T> cv;
+        cv.in = x;
+        cv.weight = w;
+        cv.bias = bias;
+        cv.out = y;
+        cv.n = g.n, cv.c = g.c, cv.h = g.h, cv.w = g.w, cv.k = g.k, cv.p = g.p, cv.q = g.q;
+        cv.top = g.top, cv.left = g.left;
+        winograd_conv3x3(cv);
+        return;
+    }
     conv_as_gemm(g, x, MatrixA<T>{w, g.crs(), 1, g.kg() * g.crs()}, bias, y);
 }
 
@@ -79,7 +117,19 @@ void col2im_add(const ConvGeometry& g, const T* cols, int64_t j0, int64_t nc, T*
 constexpr int64_t kRotatedMinChannels = 64;
 
 template <typename T>
-void backward_input(const ConvGeometry& g, const T* grad_y, const T* w, T* grad_x) {
+void backward_input(const ConvGeometry& g, const T* grad_y, const T* w, T* grad_x, bool winograd) {
+    if (winograd) {
+        // grad_x[n, c, h, w] = sum_{k, r, s} grad_y[n, k, h + top - 2 + r', ...] * W[k, c, 2 - r', 2 - s']
+        WinogradConv<T> cv;
+        cv.in = grad_y;
+        cv.weight = w;
+        cv.out = grad_x;
+        cv.rotated = true;
+        cv.n = g.n, cv.c = g.k, cv.h = g.p, cv.w = g.q, cv.k = g.c, cv.p = g.h, cv.q = g.w;
+        cv.top = 2 - g.top, cv.left = 2 - g.left;
+        winograd_conv3x3(cv);
+        return;
+    }
     if (g.sh == 1 && g.sw == 1 && g.cg() >= kRotatedMinChannels) {
         // grad_x[n, c, h, w] = sum_{k, r, s} grad_y[n, k, h + top - r*dh, w + left - s*dw] * W[k, c, r, s]
         ConvGeometry t = g;
@@ -166,9 +216,14 @@ ConvGeometry geometry(const char* op, const Shape& x, const Shape& w, int64_t p,
     return g;
 }
 
+}  // namespace
+
+// The Python entry points (also called by conv_transpose2d.cpp, conv2d's adjoint).
 py::array conv2d_forward(const py::array& x, const py::array& weight, const std::optional<py::array>& bias,
-                         const Pair& stride, const Padding& padding, const Pair& dilation, int64_t groups) {
+                         const Pair& stride, const Padding& padding, const Pair& dilation, int64_t groups,
+                         const std::string& algorithm) {
     constexpr const char* op = "conv2d_forward";
+    const Algorithm algo = parse_algorithm(op, algorithm);
     return dispatch_float(float_dtype(x, op, "x"), [&](auto tag) -> py::array {
         using T = decltype(tag);
         const Shape xs = check_array<T>(x, op, "x", 4), ws = check_array<T>(weight, op, "weight", 4);
@@ -178,11 +233,12 @@ py::array conv2d_forward(const py::array& x, const py::array& weight, const std:
             expect_shape(op, "bias", check_array<T>(*bias, op, "bias", 1), {g.k});
             b = data_of<T>(*bias);
         }
+        const bool winograd = use_winograd(op, algo, g, g.c, g.k, g.p, g.q);
         auto y = new_array<T>({g.n, g.k, g.p, g.q});
         T* out = y.mutable_data();
         {
             py::gil_scoped_release release;
-            forward(g, data_of<T>(x), data_of<T>(weight), b, out);
+            forward(g, data_of<T>(x), data_of<T>(weight), b, out, winograd);
         }
         return std::move(y);
     });
@@ -190,19 +246,22 @@ py::array conv2d_forward(const py::array& x, const py::array& weight, const std:
 
 py::array conv2d_backward_input(const py::array& grad_y, const py::array& weight,
                                 const std::vector<int64_t>& input_shape, const Pair& stride,
-                                const Padding& padding, const Pair& dilation, int64_t groups) {
+                                const Padding& padding, const Pair& dilation, int64_t groups,
+                                const std::string& algorithm) {
     constexpr const char* op = "conv2d_backward_input";
+    const Algorithm algo = parse_algorithm(op, algorithm);
     return dispatch_float(float_dtype(grad_y, op, "grad_y"), [&](auto tag) -> py::array {
         using T = decltype(tag);
         const Shape gs = check_array<T>(grad_y, op, "grad_y", 4), ws = check_array<T>(weight, op, "weight", 4);
         const Shape xs = check_dims(input_shape, 4, op, "input_shape");
         const ConvGeometry g = geometry(op, xs, ws, gs[2], gs[3], stride, padding, dilation, groups);
         expect_shape(op, "grad_y", gs, {g.n, g.k, g.p, g.q});
+        const bool winograd = use_winograd(op, algo, g, g.k, g.c, g.h, g.w);
         auto grad_x = new_array<T>(xs);
         T* out = grad_x.mutable_data();
         {
             py::gil_scoped_release release;
-            backward_input(g, data_of<T>(grad_y), data_of<T>(weight), out);
+            backward_input(g, data_of<T>(grad_y), data_of<T>(weight), out, winograd);
         }
         return std::move(grad_x);
     });
@@ -228,17 +287,15 @@ py::array conv2d_backward_weight(const py::array& grad_y, const py::array& x,
     });
 }
 
-}  // namespace
-
 PYCONV_REGISTER_FAMILY(conv2d) {
     using py::arg;
     m.def("conv2d_forward", &conv2d_forward, arg("x"), arg("weight"), arg("bias"), arg("stride"),
-          arg("padding"), arg("dilation"), arg("groups"),
+          arg("padding"), arg("dilation"), arg("groups"), arg("algorithm") = "auto",
           "y (N, K, P, Q) = conv2d(x (N, C, H, W), weight (K, C/groups, R, S)) + bias; padding is "
-          "(top, bottom, left, right).");
+          "(top, bottom, left, right); algorithm 'auto', 'gemm' (implicit GEMM) or 'winograd'.");
     m.def("conv2d_backward_input", &conv2d_backward_input, arg("grad_y"), arg("weight"), arg("input_shape"),
-          arg("stride"), arg("padding"), arg("dilation"), arg("groups"),
-          "grad_x (input_shape) of conv2d from grad_y (N, K, P, Q).");
+          arg("stride"), arg("padding"), arg("dilation"), arg("groups"), arg("algorithm") = "auto",
+          "grad_x (input_shape) of conv2d from grad_y (N, K, P, Q); algorithm as conv2d_forward.");
     m.def("conv2d_backward_weight", &conv2d_backward_weight, arg("grad_y"), arg("x"), arg("weight_shape"),
           arg("stride"), arg("padding"), arg("dilation"), arg("groups"),
           "grad_weight (weight_shape) of conv2d from grad_y (N, K, P, Q) and x (N, C, H, W).");

@@ -1,0 +1,42 @@
+// Winograd F(4x4, 3x3) for stride-1, dilation-1, 3x3 convolutions (one group): each 4x4 output
+// tile comes from a 6x6 input tile with 36 multiplies per (input, output channel) pair instead
+// of 144, i.e. 4x fewer FLOPs in the GEMMs.
+//
+//   y = A^T [ (G g G^T) (.) (B^T d B) ] A     per (tile, channel pair), summed over channels
+//
+// which becomes 36 independent GEMMs, one per position xi of the 6x6 transformed tile:
+//   M_xi (K x T) = U_xi (K x C) * V_xi (C x T),  U = G g G^T (filters), V = B^T d B (tiles)
+// with T the tiles of a chunk of images (the batch is folded into the GEMM's columns, so small
+// images do not leave partial column strips). The GEMMs run on gemm.h's driver and micro-kernel;
+// the transforms are vectorised over blocks of 16 tiles.
+#pragma once
+
+#include <cstdint>
+
+namespace pyconv::cpu {
+
+// y[n, k, p, q] = bias[k] + sum_{c, r, s} in[n, c, p + r - top, q + s - left] * g(k, c, r, s),
+// out-of-image inputs reading 0 (top and left may be any integers). With `rotated`, the
+// filter is the 180-degree rotated transpose of a conv2d weight (C, K, 3, 3) (for the input
+// gradient): g(k, c, r, s) = weight[c, k, 2 - r, 2 - s]; otherwise weight is (K, C, 3, 3).
+template <typename T>
+struct WinogradConv {
+    const T* in = nullptr;      // (n, c, h, w)
+    const T* weight = nullptr;  // (k, c, 3, 3), or (c, k, 3, 3) when rotated
+    const T* bias = nullptr;    // (k,) or null
+    T* out = nullptr;           // (n, k, p, q)
+    int64_t n = 0, c = 0, h = 0, w = 0, k = 0, p = 0, q = 0, top = 0, left = 0;
+    bool rotated = false;
+};
+
+template <typename T>
+void winograd_conv3x3(const WinogradConv<T>& conv);
+
+// Whether Winograd beats the implicit GEMM for c input and k output channels (measured; see
+// docs/cpu_backend.md): the transforms cost a fixed amount per (tile, channel), the GEMMs a
+// cost proportional to the other channel count, so both must be large enough.
+inline bool winograd_pays_off(int64_t c, int64_t k, int64_t p, int64_t q) {
+    return c >= 32 && k >= 32 && p >= 4 && q >= 4;
+}
+
+}  // namespace pyconv::cpu
