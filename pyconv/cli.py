@@ -3,8 +3,8 @@
 ``pyconv train`` trains :class:`~pyconv.models.LeNetDigits` on the bundled 8x8 digits (seeded
 stratified train/test split), shows a progress bar on stderr and the test accuracy per epoch on
 stdout, and ends with the final test accuracy and the training throughput. ``pyconv eval``
-scores saved weights; ``pyconv bench`` runs the LeNet-MNIST training-step benchmark of
-:mod:`pyconv.benchmarks.lenet`; ``pyconv check`` reports what this install can
+scores saved weights; ``pyconv bench`` runs the benchmark suite of
+:mod:`pyconv.benchmarks.suite`; ``pyconv check`` reports what this install can
 run. Argument errors exit with status 2 and a one-line message, without a traceback.
 """
 
@@ -45,15 +45,31 @@ def _fraction(text):
 
 
 def add_bench_arguments(parser) -> None:
-    """Options of the LeNet benchmark (shared by ``pyconv bench`` and bench/bench_lenet.py)."""
-    parser.add_argument("--batch-size", type=_positive(int), default=64,
-                        help="images per training step (default: 64)")
-    parser.add_argument("--repeats", type=_positive(int), default=20,
-                        help="timed steps per implementation, interleaved (default: 20)")
-    parser.add_argument("--warmup", type=int, default=3,
-                        help="untimed steps per implementation first (default: 3)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of inputs and weights")
-    parser.add_argument("--backend", default="numpy", help="pyconv backend (default: numpy)")
+    """Options of the benchmark suite (shared by ``pyconv bench`` and bench/bench_suite.py)."""
+    parser.add_argument("--case", default=None,
+                        help="comma-separated groups (conv, pool, softmax, loss, rnn, train) or "
+                             "parts of case names, e.g. 'conv,pool' or 'deep,lstm' (default: all)")
+    parser.add_argument("--quick", action="store_true",
+                        help="small shapes of every case and few repeats (a smoke run)")
+    parser.add_argument("--threads", default="1,2",
+                        help="comma-separated thread counts for pyconv and PyTorch (default: 1,2)")
+    parser.add_argument("--backend", default=None,
+                        help="pyconv backend (default: cpu when pyconv._C is built, else numpy)")
+    parser.add_argument("--against", default=None,
+                        help="torch and/or numpy (the NumPy reference), comma-separated "
+                             "(default: torch when importable, else numpy)")
+    parser.add_argument("--repeats", type=_positive(int), default=None,
+                        help="minimum interleaved timed rounds per case (default: 5, quick 2)")
+    parser.add_argument("--warmup", type=int, default=1,
+                        help="untimed rounds per case first (default: 1)")
+    parser.add_argument("--budget", type=float, default=None,
+                        help="seconds per case that cheap cases fill with extra rounds, up to "
+                             "200 (default: 1.0, quick 0.05)")
+    parser.add_argument("--clock", choices=["wall", "cpu"], default="wall",
+                        help="wall time, or this process's CPU time (steadier on a shared "
+                             "machine; at 2 threads it sums both threads) (default: wall)")
+    parser.add_argument("--json", metavar="PATH", default=None,
+                        help="also write every number to PATH as JSON")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -102,10 +118,12 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--backend", default=None,
                     help="kernel backend (default: $PYCONV_BACKEND or numpy)")
 
-    bench = sub.add_parser("bench", help="LeNet-MNIST training step: pyconv vs textbook im2col",
-                           description="Time a LeNet-MNIST training step (forward, backward, "
-                                       "Adam) of pyconv against the textbook NumPy im2col "
-                                       "baseline, interleaved (pyconv.benchmarks.lenet).")
+    bench = sub.add_parser("bench", help="benchmark suite: pyconv vs PyTorch or the NumPy "
+                                         "reference",
+                           description="Time pyconv's conv, pooling, softmax, cross-entropy, RNN "
+                                       "and whole training steps against PyTorch (or the NumPy "
+                                       "reference), interleaved, at 1 and 2 threads, with "
+                                       "issue 4's targets (pyconv.benchmarks.suite).")
     add_bench_arguments(bench)
 
     sub.add_parser("check", help="versions, backends and native build information")
@@ -163,13 +181,12 @@ def _cmd_eval(args) -> int:
 
 
 def _cmd_bench(args) -> int:
-    from .benchmarks import lenet as module
+    from .benchmarks import suite
 
-    backend_context(args.backend)  # validates the name before any timing starts
-    print(module.format_table(module.run_benchmark(
-        batch_size=args.batch_size, repeats=args.repeats, warmup=args.warmup, seed=args.seed,
-        backend=args.backend)))
-    return 0
+    try:
+        return suite.run_from_args(args)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def _cmd_check(args) -> int:

@@ -11,9 +11,9 @@ time.perf_counter around one step. Reported: median / min / max milliseconds per
 per second at the median, and the speed ratio (baseline median / pyconv median; > 1 means pyconv
 is faster). Threads: whatever NumPy's BLAS uses by default on this machine (not pinned).
 
-Run as ``pyconv bench [--repeats N ...]`` (or ``python bench/bench_lenet.py``, which calls this
-module), or through pytest-benchmark: ``pytest bench/``. It lives in the package so that
-``pyconv bench`` works in any install, not only in a source checkout.
+Run as ``python bench/bench_lenet.py [--repeats N ...]`` (which calls :func:`main`), or through
+pytest-benchmark: ``pytest bench/``. (``pyconv bench`` is the issue-4 suite of
+:mod:`pyconv.benchmarks.suite`, which compares with PyTorch or the NumPy reference.)
 """
 
 from __future__ import annotations
@@ -161,11 +161,20 @@ def format_table(run: dict) -> str:
     return "\n".join(lines)
 
 
-def main(argv=None) -> int:
-    from ..cli import add_bench_arguments
+def add_arguments(parser) -> None:
+    parser.add_argument("--batch-size", type=int, default=64,
+                        help="images per training step (default: 64)")
+    parser.add_argument("--repeats", type=int, default=20,
+                        help="timed steps per implementation, interleaved (default: 20)")
+    parser.add_argument("--warmup", type=int, default=3,
+                        help="untimed steps per implementation first (default: 3)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of inputs and weights")
+    parser.add_argument("--backend", default="numpy", help="pyconv backend (default: numpy)")
 
+
+def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="bench_lenet.py", description=__doc__.split("\n\n")[0])
-    add_bench_arguments(parser)
+    add_arguments(parser)
     args = parser.parse_args(argv)
     print(format_table(run_benchmark(args.batch_size, args.repeats, args.warmup, args.seed,
                                      args.backend)))
