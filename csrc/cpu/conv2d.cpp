@@ -201,12 +201,23 @@ ConvGeometry geometry(const char* op, const Shape& x, const Shape& w, int64_t p,
     if (w[2] < 1 || w[3] < 1) fail("kernel size must be >= 1, got weight " + shape_str(w));
     ConvGeometry g{x[0], c, x[2], x[3], k, w[2], w[3], p, q, stride[0], stride[1],
                    dilation[0], dilation[1], padding[0], padding[2], groups};
+    // C++ division truncates toward zero, so a kernel one row larger than the padded input
+    // would give (-1) / stride + 1 = 1: check the span before dividing.
+    const int64_t rows_left = g.h + padding[0] + padding[1] - g.dh * (g.r - 1) - 1;
+    const int64_t cols_left = g.w + padding[2] + padding[3] - g.dw * (g.s - 1) - 1;
+    if (rows_left < 0 || cols_left < 0)
+        fail("the kernel (dilated) " + shape_str({g.dh * (g.r - 1) + 1, g.dw * (g.s - 1) + 1}) +
+             " is larger than the padded input " +
+             shape_str({g.h + padding[0] + padding[1], g.w + padding[2] + padding[3]}));
+    const int64_t out_p = rows_left / g.sh + 1, out_q = cols_left / g.sw + 1;
     if (p < 0) {
-        g.p = (g.h + padding[0] + padding[1] - g.dh * (g.r - 1) - 1) / g.sh + 1;
-        g.q = (g.w + padding[2] + padding[3] - g.dw * (g.s - 1) - 1) / g.sw + 1;
-        if (g.p < 1 || g.q < 1)
-            fail("the kernel (dilated) does not fit the padded input: output would be " +
-                 shape_str({g.p, g.q}));
+        g.p = out_p;
+        g.q = out_q;
+    } else if (p > out_p || q > out_q) {
+        // smaller is fine (conv_transpose2d's output_padding leaves trailing input rows that no
+        // output row reads); larger would read the input out of bounds
+        fail("grad_y has spatial size " + shape_str({p, q}) + " but the convolution's output is " +
+             "at most " + shape_str({out_p, out_q}));
     }
     // every product the kernels form (including the per-thread workspaces) must fit in int64
     checked_numel({g.n, g.k, g.p, g.q}, op);
