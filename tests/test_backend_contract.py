@@ -31,10 +31,20 @@ def test_backend_implements_the_whole_contract_with_its_parameter_names(backend_
         assert got == want, f"{backend_name}.{name}{tuple(got)} differs from the contract {tuple(want)}"
 
 
-def test_numpy_reference_is_always_available_and_default():
+def test_default_is_cpu_when_built_else_the_numpy_reference():
     assert "numpy" in backends.available()
     if not os.environ.get("PYCONV_BACKEND"):
-        assert backends.current() is backends.get("numpy")
+        want = "cpu" if "cpu" in backends.available() else "numpy"
+        assert backends.current() is backends.get(want)
+
+
+def test_default_falls_back_to_numpy_without_the_native_extension():
+    code = ("import sys; sys.modules['pyconv._C'] = None\n"
+            "import pyconv; print(pyconv.backends.current().name)")
+    env = {k: v for k, v in os.environ.items() if k != "PYCONV_BACKEND"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "numpy"
 
 
 def test_use_selects_and_restores(monkeypatch):

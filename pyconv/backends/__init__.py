@@ -2,9 +2,10 @@
 
 A backend is a module implementing every kernel of :mod:`pyconv.backends.contract`. The current
 backend is, in order of precedence: the innermost ``with pyconv.backends.use(name):`` block, the
-``PYCONV_BACKEND`` environment variable (read at first use), then the default (``numpy``, the
-reference). The op layer resolves the backend once per call and stores it on the autograd
-context, so a backward pass runs on the backend its forward ran on.
+``PYCONV_BACKEND`` environment variable (read at first use), then the default: ``cpu`` (the C++
+kernels of ``pyconv._C``) when it is built, else ``numpy`` (the reference). The op layer
+resolves the backend once per call and stores it on the autograd context, so a backward pass
+runs on the backend its forward ran on.
 """
 
 from __future__ import annotations
@@ -79,7 +80,15 @@ def available() -> list[str]:
 
 
 def _default_name() -> str:
-    return os.environ.get("PYCONV_BACKEND", "").strip() or DEFAULT
+    """``PYCONV_BACKEND`` if set, else ``cpu`` when the C++ extension is built, else ``numpy``."""
+    chosen = os.environ.get("PYCONV_BACKEND", "").strip()
+    if chosen:
+        return chosen
+    try:
+        get("cpu")
+    except RuntimeError:
+        return DEFAULT
+    return "cpu"
 
 
 _default_module = None
