@@ -11,95 +11,13 @@
 // runs. The kernels still never index with them: such a row's weight is NaN, which makes its loss
 // and gradient NaN instead of reading out of bounds.
 #include "compat.cuh"
+#include "row_reduce.cuh"
 
 // Row kernels are launched with 32..256 threads (a multiple of 32) per block, class_loss_sum with
 // 1024 threads and one block, the elementwise kernels with 256 (cuda_glue/loss.py).
 
-// Overloads resolved by element type (the global float overloads of <cmath> are not available
-// under every compiler we use).
-__device__ __forceinline__ float ce_exp(float x) { return expf(x); }
-__device__ __forceinline__ double ce_exp(double x) { return exp(x); }
-__device__ __forceinline__ float ce_log(float x) { return logf(x); }
-__device__ __forceinline__ double ce_log(double x) { return log(x); }
-
 template <typename T> __device__ __forceinline__ T ce_nan() {
     return pyconv_limits<T>::inf() - pyconv_limits<T>::inf();
-}
-
-// ---------------------------------------------------------------------------------------------
-// Block reductions. kernels/*.cu include nothing but compat.cuh, so the online log-sum-exp and
-// the merges below repeat those of kernels/softmax.cu (same algorithm, see there).
-// ---------------------------------------------------------------------------------------------
-
-// Running max of the values seen and the sum of exp(value - max).
-template <typename T> struct LogSumExp {
-    T max;
-    T sum;
-
-    static __device__ __forceinline__ LogSumExp empty() {
-        LogSumExp s;
-        s.max = -pyconv_limits<T>::inf();
-        s.sum = T(0);
-        return s;
-    }
-    __device__ __forceinline__ void add(T x) {
-        if (x > max) {
-            sum = sum * ce_exp(max - x) + T(1);
-            max = x;
-        } else if (x != -pyconv_limits<T>::inf()) {  // exp(-inf) = 0, and no -inf - -inf
-            sum += ce_exp(x - max);
-        }
-    }
-    __device__ __forceinline__ void merge(const LogSumExp& other) {
-        T m = other.max > max ? other.max : max;
-        T mine = max == m ? sum : sum * ce_exp(max - m);
-        T theirs = other.max == m ? other.sum : other.sum * ce_exp(other.max - m);
-        max = m;
-        sum = mine + theirs;
-    }
-    __device__ __forceinline__ LogSumExp shfl_xor(int lane_mask) const {
-        LogSumExp s;
-        s.max = __shfl_xor_sync(PYCONV_FULL_MASK, max, lane_mask);
-        s.sum = __shfl_xor_sync(PYCONV_FULL_MASK, sum, lane_mask);
-        return s;
-    }
-    // log(sum(exp(x - max))); NaN for a row holding +inf, like the reference's exp(inf - inf)
-    __device__ __forceinline__ T log_sum() const {
-        return max == pyconv_limits<T>::inf() ? max - max : ce_log(sum);
-    }
-};
-
-template <typename T> struct Total {
-    T value;
-
-    static __device__ __forceinline__ Total empty() {
-        Total s;
-        s.value = T(0);
-        return s;
-    }
-    __device__ __forceinline__ void merge(const Total& other) { value += other.value; }
-    __device__ __forceinline__ Total shfl_xor(int lane_mask) const {
-        Total s;
-        s.value = __shfl_xor_sync(PYCONV_FULL_MASK, value, lane_mask);
-        return s;
-    }
-};
-
-// Merge the states of a whole block (blockDim.x a multiple of 32): shuffle butterflies within
-// each warp, then across the warps' results. Every thread gets the same result; called by all
-// threads of the block.
-template <typename State> __device__ State ce_block_merge(State s) {
-    __shared__ State per_warp[32];
-    const unsigned lane = threadIdx.x % 32;
-#pragma unroll
-    for (int lane_mask = 16; lane_mask > 0; lane_mask >>= 1) s.merge(s.shfl_xor(lane_mask));
-    if (lane == 0) per_warp[threadIdx.x / 32] = s;
-    __syncthreads();
-    s = lane < blockDim.x / 32 ? per_warp[lane] : State::empty();
-#pragma unroll
-    for (int lane_mask = 16; lane_mask > 0; lane_mask >>= 1) s.merge(s.shfl_xor(lane_mask));
-    __syncthreads();  // per_warp is overwritten by the next call
-    return s;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -163,18 +81,18 @@ __device__ void cross_entropy_forward_rows(T* __restrict__ row_loss, T* __restri
     for (long long row = blockIdx.x; row < M; row += gridDim.x) {
         const T* x = logits + row * C;
         T* lp = log_probs + row * C;
-        LogSumExp<T> lse = LogSumExp<T>::empty();
+        MaxExpSum<T> lse = MaxExpSum<T>::empty();
         for (int c = threadIdx.x; c < C; c += blockDim.x) lse.add(x[c]);
-        lse = ce_block_merge(lse);
+        lse = block_merge(lse);
         const T log_sum = lse.log_sum();
 
-        Total<T> smooth = Total<T>::empty();
+        Sum<T> smooth = Sum<T>::empty();
         for (int c = threadIdx.x; c < C; c += blockDim.x) {
             T v = (x[c] - lse.max) - log_sum;
             lp[c] = v;
             if (smoothing) smooth.value += weight[c] * v;
         }
-        if (smoothing) smooth = ce_block_merge(smooth);
+        if (smoothing) smooth = block_merge(smooth);
 
         if (threadIdx.x == 0) {
             const RowTarget<T> t = ce_row_target(target, weight, row, C, ignore_index);
@@ -199,9 +117,9 @@ __device__ void cross_entropy_backward_rows(T* __restrict__ grad_logits,
                                             T smooth_scale) {
     T weight_sum = T(0);
     if (smooth_scale > T(0)) {  // uniform: every thread of the block takes this branch or none
-        Total<T> w = Total<T>::empty();
+        Sum<T> w = Sum<T>::empty();
         for (int c = threadIdx.x; c < C; c += blockDim.x) w.value += weight[c];
-        weight_sum = ce_block_merge(w).value;
+        weight_sum = block_merge(w).value;
     }
     for (long long row = blockIdx.x; row < M; row += gridDim.x) {
         const RowTarget<T> t = ce_row_target(target, weight, row, C, ignore_index);
@@ -212,7 +130,7 @@ __device__ void cross_entropy_backward_rows(T* __restrict__ grad_logits,
         T* g = grad_logits + row * C;
         for (int c = threadIdx.x; c < C; c += blockDim.x) {
             T coeff = (c == t.cls ? target_coeff : T(0)) + smooth_scale * weight[c];
-            g[c] = (ce_exp(lp[c]) * coeff_sum - coeff) * scale;
+            g[c] = (pyconv_exp(lp[c]) * coeff_sum - coeff) * scale;
         }
     }
 }
@@ -261,14 +179,14 @@ __device__ void class_loss_sum(T* __restrict__ out, const T* __restrict__ values
                                const long long* __restrict__ target, const T* __restrict__ weight,
                                long long M, int C, long long ignore_index,
                                int divide_by_weight) {
-    Total<T> sum = Total<T>::empty();
+    Sum<T> sum = Sum<T>::empty();
     for (long long i = threadIdx.x; i < n; i += blockDim.x) sum.value += values[i];
-    sum = ce_block_merge(sum);
+    sum = block_merge(sum);
     if (divide_by_weight) {  // a kernel argument: uniform, so the barriers inside are too
-        Total<T> total_weight = Total<T>::empty();
+        Sum<T> total_weight = Sum<T>::empty();
         for (long long row = threadIdx.x; row < M; row += blockDim.x)
             total_weight.value += ce_row_target(target, weight, row, C, ignore_index).weight;
-        total_weight = ce_block_merge(total_weight);
+        total_weight = block_merge(total_weight);
         sum.value /= total_weight.value;
     }
     if (threadIdx.x == 0) out[0] = sum.value;

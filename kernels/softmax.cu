@@ -10,102 +10,7 @@
 // Every row is reduced once (forward: an online log-sum-exp; backward: a sum), then written in a
 // second pass. Reductions run in a fixed order, so results do not depend on scheduling.
 #include "compat.cuh"
-
-// Overloads resolved by element type (the global float overloads of <cmath> are not available
-// under every compiler we use).
-__device__ __forceinline__ float sm_exp(float x) { return expf(x); }
-__device__ __forceinline__ double sm_exp(double x) { return exp(x); }
-__device__ __forceinline__ float sm_log(float x) { return logf(x); }
-__device__ __forceinline__ double sm_log(double x) { return log(x); }
-
-// ---------------------------------------------------------------------------------------------
-// Reduction states: each can absorb values, merge with another state and cross a warp shuffle.
-// ---------------------------------------------------------------------------------------------
-
-// Running max of the values seen and the sum of exp(value - max): the log-sum-exp in one pass.
-// Adding x above the max rescales the sum by exp(old max - x) instead of re-reading the row.
-template <typename T> struct MaxExpSum {
-    T max;
-    T sum;
-
-    static __device__ __forceinline__ MaxExpSum empty() {
-        MaxExpSum s;
-        s.max = -pyconv_limits<T>::inf();
-        s.sum = T(0);
-        return s;
-    }
-
-    __device__ __forceinline__ void add(T x) {
-        if (x > max) {
-            sum = sum * sm_exp(max - x) + T(1);
-            max = x;
-        } else if (x != -pyconv_limits<T>::inf()) {
-            // -inf adds exp(-inf) = 0; skipping it avoids exp(-inf - -inf) = NaN while max is -inf
-            sum += sm_exp(x - max);
-        }
-    }
-
-    __device__ __forceinline__ void merge(const MaxExpSum& other) {
-        T m = other.max > max ? other.max : max;
-        // an equal max (both -inf included) scales by exactly 1, never by exp(-inf - -inf)
-        T mine = max == m ? sum : sum * sm_exp(max - m);
-        T theirs = other.max == m ? other.sum : other.sum * sm_exp(other.max - m);
-        max = m;
-        sum = mine + theirs;
-    }
-
-    __device__ __forceinline__ MaxExpSum shfl_xor(int lane_mask) const {
-        MaxExpSum s;
-        s.max = __shfl_xor_sync(PYCONV_FULL_MASK, max, lane_mask);
-        s.sum = __shfl_xor_sync(PYCONV_FULL_MASK, sum, lane_mask);
-        return s;
-    }
-
-    // The reference computes exp(inf - inf) = NaN for a +inf entry, which makes the whole row NaN;
-    // add() counted exp(0) = 1 for it instead.
-    __device__ __forceinline__ void finish() {
-        if (max == pyconv_limits<T>::inf()) sum = max - max;
-    }
-};
-
-template <typename T> struct Sum {
-    T value;
-
-    static __device__ __forceinline__ Sum empty() {
-        Sum s;
-        s.value = T(0);
-        return s;
-    }
-    __device__ __forceinline__ void merge(const Sum& other) { value += other.value; }
-    __device__ __forceinline__ Sum shfl_xor(int lane_mask) const {
-        Sum s;
-        s.value = __shfl_xor_sync(PYCONV_FULL_MASK, value, lane_mask);
-        return s;
-    }
-    __device__ __forceinline__ void finish() {}
-};
-
-// Merge the states of the 32 lanes of a warp; every lane gets the same result (merge is symmetric).
-template <typename State> __device__ __forceinline__ State sm_warp_merge(State s) {
-#pragma unroll
-    for (int lane_mask = 16; lane_mask > 0; lane_mask >>= 1) s.merge(s.shfl_xor(lane_mask));
-    return s;
-}
-
-// Merge the states of a whole block (blockDim.x a multiple of 32); every thread gets the same
-// result. Called by all threads of the block.
-template <typename State> __device__ State sm_block_merge(State s) {
-    __shared__ State per_warp[32];
-    const unsigned warp = threadIdx.x / 32;
-    const unsigned lane = threadIdx.x % 32;
-    s = sm_warp_merge(s);
-    if (lane == 0) per_warp[warp] = s;
-    __syncthreads();
-    s = lane < blockDim.x / 32 ? per_warp[lane] : State::empty();
-    s = sm_warp_merge(s);
-    __syncthreads();  // per_warp is overwritten by the next call
-    return s;
-}
+#include "row_reduce.cuh"
 
 // ---------------------------------------------------------------------------------------------
 // Row ops: add(state, i) absorbs flat element i of the row; finish(state) turns the merged state
@@ -131,12 +36,12 @@ template <typename T, bool Log> struct SoftmaxForward {
         s.finish();
         ShiftScale<T> row;
         row.shift = s.max;
-        row.scale = Log ? sm_log(s.sum) : T(1) / s.sum;
+        row.scale = Log ? pyconv_log(s.sum) : T(1) / s.sum;
         return row;
     }
     __device__ __forceinline__ void write(const ShiftScale<T>& row, long long i) const {
         T shifted = x[i] - row.shift;
-        y[i] = Log ? shifted - row.scale : sm_exp(shifted) * row.scale;
+        y[i] = Log ? shifted - row.scale : pyconv_exp(shifted) * row.scale;
     }
 };
 
@@ -164,7 +69,7 @@ template <typename T> struct LogSoftmaxBackward {
     __device__ __forceinline__ void add(State& s, long long i) const { s.value += grad_y[i]; }
     __device__ __forceinline__ State finish(State s) const { return s; }
     __device__ __forceinline__ void write(const State& row, long long i) const {
-        grad_x[i] = grad_y[i] - sm_exp(y[i]) * row.value;
+        grad_x[i] = grad_y[i] - pyconv_exp(y[i]) * row.value;
     }
 };
 
@@ -183,7 +88,7 @@ template <typename Op> __device__ void sm_rows_by_warp(const Op& op, long long r
         const long long base = row * L;
         typename Op::State s = Op::State::empty();
         for (int j = lane; j < L; j += 32) op.add(s, base + j);
-        const auto stats = op.finish(sm_warp_merge(s));
+        const auto stats = op.finish(warp_merge(s));
         for (int j = lane; j < L; j += 32) op.write(stats, base + j);
     }
 }
@@ -195,7 +100,7 @@ template <typename Op> __device__ void sm_rows_by_block(const Op& op, long long 
         const long long base = row * L;
         typename Op::State s = Op::State::empty();
         for (int j = threadIdx.x; j < L; j += blockDim.x) op.add(s, base + j);
-        const auto stats = op.finish(sm_block_merge(s));
+        const auto stats = op.finish(block_merge(s));
         for (int j = threadIdx.x; j < L; j += blockDim.x) op.write(stats, base + j);
     }
 }

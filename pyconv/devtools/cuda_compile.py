@@ -43,8 +43,8 @@ PTXAS_FLAGS = ("-v", "-warn-spills", "-Werror")
 # What CuPy 14's RawModule adds to the user's options (cupy._core.core
 # .assemble_cupy_compiler_options and cupy/cuda/compiler.py): its default C++ standard,
 # flush-to-zero, and functions defaulting to __device__. It also adds -I for CuPy's and the
-# toolkit's headers; kernels include nothing but compat.cuh, so those are left out here, which
-# also makes any other #include fail the gate.
+# toolkit's headers; kernels include only our own headers in kernels/ (compat.cuh,
+# row_reduce.cuh), so those are left out here, which makes any CUDA or host #include fail the gate.
 CUPY_NVRTC_OPTIONS = ("--std=c++17", "-ftz=true", "--device-as-default-execution-space")
 
 _INSTALL_HINTS = {
