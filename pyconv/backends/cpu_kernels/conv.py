@@ -6,8 +6,9 @@ conv_transpose2d is conv2d's adjoint, so its three kernels are conv2d's with the
 (csrc/cpu/conv_transpose2d.cpp).
 
 Special paths of another family, used when the extension has them: depthwise convolutions
-(groups == C == K) go to ``_C.conv2d_depthwise_*`` (forward and both gradients), first layers
-with few input channels (groups == 1, C <= 4) to ``_C.conv2d_small_c_forward`` (forward only).
+(groups == C == K) go to ``_C.conv2d_depthwise_*``, first layers with few input channels
+(groups == 1, C <= 4) to ``_C.conv2d_small_c_*``, and pointwise ones (1x1, stride 1, no padding,
+groups == 1) to ``_C.conv2d_pointwise_*`` (forward and both gradients each, where built).
 """
 
 from __future__ import annotations
@@ -31,6 +32,15 @@ def _depthwise(groups, channels, out_channels):
     return groups == channels == out_channels
 
 
+def _small_c(groups, channels):
+    return groups == 1 and channels <= SMALL_C_MAX_CHANNELS
+
+
+def _pointwise(groups, kernel_size, stride, padding):
+    return (groups == 1 and tuple(kernel_size) == (1, 1) and tuple(stride) == (1, 1)
+            and not any(padding))
+
+
 def conv2d_forward(x, weight, bias, stride, padding, dilation, groups):
     x, weight, bias = ready(x), ready(weight), ready(bias)
     stride, padding, dilation = tuple(stride), tuple(padding), tuple(dilation)
@@ -39,10 +49,14 @@ def conv2d_forward(x, weight, bias, stride, padding, dilation, groups):
         special = _native("conv2d_depthwise_forward")
         if special is not None:
             return special(x, weight, bias, stride, padding, dilation)
-    elif groups == 1 and channels <= SMALL_C_MAX_CHANNELS:
+    elif _small_c(groups, channels):
         special = _native("conv2d_small_c_forward")
         if special is not None:
             return special(x, weight, bias, stride, padding, dilation)
+    elif _pointwise(groups, weight.shape[2:], stride, padding):
+        special = _native("conv2d_pointwise_forward")
+        if special is not None:
+            return special(x, weight, bias)
     return _C.conv2d_forward(x, weight, bias, stride, padding, dilation, int(groups))
 
 
@@ -54,6 +68,14 @@ def conv2d_backward_input(grad_y, weight, input_shape, stride, padding, dilation
         special = _native("conv2d_depthwise_backward_input")
         if special is not None:
             return special(grad_y, weight, input_shape, stride, padding, dilation)
+    elif _small_c(groups, input_shape[1]):
+        special = _native("conv2d_small_c_backward_input")
+        if special is not None:
+            return special(grad_y, weight, input_shape, stride, padding, dilation)
+    elif _pointwise(groups, weight.shape[2:], stride, padding):
+        special = _native("conv2d_pointwise_backward_input")
+        if special is not None:
+            return special(grad_y, weight)
     return _C.conv2d_backward_input(grad_y, weight, input_shape, stride, padding, dilation,
                                     int(groups))
 
@@ -66,6 +88,14 @@ def conv2d_backward_weight(grad_y, x, weight_shape, stride, padding, dilation, g
         special = _native("conv2d_depthwise_backward_weight")
         if special is not None:
             return special(grad_y, x, weight_shape, stride, padding, dilation)
+    elif _small_c(groups, x.shape[1]):
+        special = _native("conv2d_small_c_backward_weight")
+        if special is not None:
+            return special(grad_y, x, weight_shape, stride, padding, dilation)
+    elif _pointwise(groups, weight_shape[2:], stride, padding):
+        special = _native("conv2d_pointwise_backward_weight")
+        if special is not None:
+            return special(grad_y, x)
     return _C.conv2d_backward_weight(grad_y, x, weight_shape, stride, padding, dilation,
                                      int(groups))
 

@@ -27,7 +27,8 @@ __all__ = [
 ]
 
 # The kernel families that have CUDA code: cuda_glue/<family>.py launches kernels/<family>.cu.
-FAMILIES = ("pool", "softmax", "loss", "activation", "dropout", "normalization", "optim")
+FAMILIES = ("pool", "softmax", "loss", "activation", "dropout", "normalization", "optim", "conv",
+            "linear", "rnn")
 
 _INT32_MAX = 2**31 - 1
 _INT64_MAX = 2**63 - 1
