@@ -20,7 +20,7 @@ from .tensor import Tensor, device, is_tensor
 from ._native import build_info, get_num_threads, set_num_threads
 from .ops.math import where
 from .ops.shape import cat, split, stack, unbind
-from . import cuda, functional, nn, optim  # noqa: E402  (nn/optim import the names above)
+from . import cuda, functional, memory, nn, optim  # noqa: E402  (nn/optim import the names above)
 
 __version__ = "0.1.0"
 

@@ -10,6 +10,8 @@
 
 #include <cstdint>
 #include <limits>
+
+#include "output_pool.h"
 #include <string>
 #include <vector>
 
@@ -105,10 +107,22 @@ const T* data_of(const py::array& a) {
     return static_cast<const T*>(a.data());
 }
 
-// A new uninitialised C-contiguous array (allocated with the GIL held).
+// A new uninitialised C-contiguous array (allocated with the GIL held). Large ones live in a
+// block of the output pool (output_pool.h), released back to it when the array dies.
 template <typename T>
 py::array_t<T> new_array(const Shape& shape) {
-    return py::array_t<T>(std::vector<py::ssize_t>(shape.begin(), shape.end()));
+    std::vector<py::ssize_t> dims(shape.begin(), shape.end());
+    int64_t bytes = checked_mul(checked_numel(shape, "output"), sizeof(T), "output");
+    if (static_cast<size_t>(bytes) < output_pool::kMinPooledBytes) return py::array_t<T>(dims);
+    void* block = output_pool::acquire(static_cast<size_t>(bytes));
+    py::capsule owner;
+    try {
+        owner = py::capsule(block, [](void* p) { output_pool::release(p); });
+    } catch (...) {
+        output_pool::release(block);
+        throw;
+    }
+    return py::array_t<T>(dims, static_cast<T*>(block), owner);
 }
 
 }  // namespace pyconv::cpu
