@@ -185,6 +185,8 @@ class Function:
 
     @staticmethod
     def backward(ctx, *grad_outputs):  # pragma: no cover - abstract
+        """One gradient per output: zeros for a floating output that received none, None for an
+        integer output (indices, labels: never differentiable)."""
         raise NotImplementedError
 
     @classmethod
@@ -298,8 +300,9 @@ def run_backward(roots, retain_graph: bool = False) -> None:
             grads = buffers.pop(id(node), None)
             if grads is None:
                 continue  # reachable only through outputs that received no gradient
+            # integer outputs (max-pool indices) never get a gradient: no zero-filled buffer
             grads = [
-                g if g is not None else xp.zeros(shape, dtype=dtype)
+                g if g is not None or dtype.kind not in "fc" else xp.zeros(shape, dtype=dtype)
                 for g, (shape, dtype, xp) in zip(grads, node.out_meta)
             ]
             if node.retained:

@@ -25,6 +25,9 @@ def ready(a):
     The C++ side reads arrays in place and rejects anything else."""
     if a is None:
         return None
+    flags = getattr(a, "flags", None)
+    if flags is not None and flags.c_contiguous and flags.aligned:  # the common case, ~10x
+        return a                                                     # cheaper than np.require
     return np.require(a, requirements=("C_CONTIGUOUS", "ALIGNED"))
 
 
