@@ -5,8 +5,10 @@ Cases (PERFORMANCE.md, float32, batch 64, input 128, hidden 256), each forward +
 - ``<cell> op``: pyconv's functional cell with autograd on the cpu backend;
   against torch's LSTMCell / GRUCell / RNNCell forward + backward (autograd);
 - ``nn.LSTM 50 steps``: a sequence (50, 64, 128) through nn.LSTM and a loss on the outputs,
-  backward; pyconv's also broken down into the time spent inside the C++ kernels and the rest
-  (Python: autograd graph, op-layer checks, slicing and stacking the steps).
+  backward, with the input requiring grad or not (the suite's case: not); pyconv's also broken
+  down into the time spent inside the C++ sequence kernels (lstm_sequence_forward/backward) and
+  the rest (Python: autograd graph, op layer);
+- ``nn.GRU 50 steps``: the same through nn.GRU (input requiring no grad).
 
 Interleaved runs (pyconv, torch, ...) after a warm-up; median (min-max) in ms; ratio pyconv/torch;
 GFLOP/s of the GEMMs (3 GEMMs of 2*B*G*Hd*(I+Hd) per cell step) and the fraction of the fp32 FMA
@@ -105,17 +107,18 @@ def torch_cell_fn(name, arrays, torch):
     return run
 
 
-def lstm_pair(torch):
+def sequence_pair(torch, kind="LSTM", input_grad=True):
+    """nn.<kind> over (STEPS, BATCH, INPUT), forward + backward of the summed outputs."""
     rng = np.random.default_rng(0)
     x = rng.standard_normal((STEPS, BATCH, INPUT), dtype=np.float32)
     pyconv.manual_seed(0)
-    ours = nn.LSTM(INPUT, HIDDEN)
-    theirs = torch.nn.LSTM(INPUT, HIDDEN)
+    ours = getattr(nn, kind)(INPUT, HIDDEN)
+    theirs = getattr(torch.nn, kind)(INPUT, HIDDEN)
     with torch.no_grad():
         for (_, p), (_, q) in zip(ours.named_parameters(), theirs.named_parameters()):
             q.copy_(torch.from_numpy(p.detach().numpy()))
-    px = pyconv.tensor(x, requires_grad=True)
-    tx = torch.from_numpy(x).requires_grad_()
+    px = pyconv.tensor(x, requires_grad=input_grad)
+    tx = torch.from_numpy(x).requires_grad_(input_grad)
 
     def run_ours():
         ours.zero_grad()
@@ -135,7 +138,7 @@ def lstm_pair(torch):
 def kernel_share(run, clock, repeats):
     """(median total, median time inside the cpu rnn kernels) of run(), by wrapping the kernels."""
     spent = [0.0]
-    names = ("lstm_cell_forward", "lstm_cell_backward")
+    names = ("lstm_sequence_forward", "lstm_sequence_backward")
     real = {n: getattr(cpu, n) for n in names}
 
     def timed(fn):
@@ -204,14 +207,17 @@ def main(argv=None):
             print(row(f"{TORCH_CELLS[name]} kernels", kern, theirs, cell_flops(name), peak))
             print(row(f"{TORCH_CELLS[name]} op (autograd)", op, theirs, cell_flops(name), peak), flush=True)
         if not args.no_sequence:
-            ours, theirs = lstm_pair(torch)
-            seq_ours, seq_theirs = interleaved([ours, theirs], args.seq_repeats, clock=clock)
-            print(row(f"nn.LSTM {STEPS} steps", seq_ours, seq_theirs, cell_flops("lstm_cell", STEPS), peak))
+            for kind, input_grad in (("LSTM", True), ("LSTM", False), ("GRU", False)):
+                ours, theirs = sequence_pair(torch, kind, input_grad)
+                seq_ours, seq_theirs = interleaved([ours, theirs], args.seq_repeats, clock=clock)
+                name = "lstm_cell" if kind == "LSTM" else "gru_cell"
+                label = f"nn.{kind} {STEPS} steps" + (" (x requires grad)" if input_grad else "")
+                print(row(label, seq_ours, seq_theirs, cell_flops(name, STEPS), peak), flush=True)
+            ours, _ = sequence_pair(torch, "LSTM", False)
             total, inside = kernel_share(ours, clock, args.seq_repeats)
             print(f"\npyconv nn.LSTM {STEPS} steps: {total * 1e3:.1f} ms, of which {inside * 1e3:.1f} ms "
-                  f"({inside / total:.0%}) in the lstm_cell kernels, {(total - inside) * 1e3:.1f} ms "
-                  f"({(total - inside) / total:.0%}) elsewhere (Python: autograd, op layer, "
-                  f"step slicing/stacking)", flush=True)
+                  f"({inside / total:.0%}) in the lstm_sequence kernels, {(total - inside) * 1e3:.1f} ms "
+                  f"({(total - inside) / total:.0%}) elsewhere (Python: autograd, op layer)", flush=True)
         print()
     return 0
 

@@ -20,37 +20,16 @@
 
 #include "gemm.h"
 #include "register.h"
-#include "rnn_math.h"
+#include "rnn_common.h"
 #include "rnn_packers.h"
+#include "rnn_pointwise.h"
 #include "validate.h"
 
 namespace pyconv::cpu {
 
 namespace {
 
-namespace rm = rnn_math;
-
-// ---------------------------------------------------------------------------------------------
-// GEMM helpers
-// ---------------------------------------------------------------------------------------------
-
-template <typename T>
-Output<T> output_of(T* c, int64_t ldc, const T* col_bias = nullptr, T beta = 0) {
-    Output<T> out;
-    out.c = c;
-    out.ldc = ldc;
-    out.col_bias = col_bias;
-    out.beta = beta;
-    return out;
-}
-
-inline int64_t group_zero(int64_t) { return 0; }
-
-// C (m x n, row stride ldc) = A * B (+ col_bias) (+ beta C).
-template <typename T, class PackA, class PackB>
-void matmul(int64_t m, int64_t n, int64_t k, const PackA& a, const PackB& b, const Output<T>& out) {
-    gemm<T>(1, 1, m, n, k, a, b, group_zero, [&](int64_t) { return out; });
-}
+using namespace rnn_detail;
 
 // pre (B x G*Hd, row stride ldc) = x @ w_ih^T + h @ w_hh^T + bias, as one GEMM over k = I + Hd.
 template <typename T>
@@ -59,15 +38,6 @@ void gate_preactivations(int64_t batch, int64_t in, int64_t hd, int64_t rows, co
     const SideBySideA<T> a{{x, h, in, hd}};
     const SideBySideB<T> b{{w_ih, w_hh, in, hd}};
     matmul<T>(batch, rows, in + hd, a, b, output_of(pre, ldc, bias));
-}
-
-// b_ih + b_hh (either may be null); `sum` holds the result when both are given.
-template <typename T>
-const T* combined_bias(const T* b_ih, const T* b_hh, int64_t n, std::vector<T>& sum) {
-    if (!b_ih || !b_hh) return b_ih ? b_ih : b_hh;
-    sum.resize(size_t(n));
-    for (int64_t j = 0; j < n; ++j) sum[j] = b_ih[j] + b_hh[j];
-    return sum.data();
 }
 
 // grad_x = gp @ w_ih, grad_h = gp @ w_hh + beta_h * grad_h, grad_w_ih = gp^T @ x,
@@ -98,71 +68,6 @@ void shared_gate_gemms(int64_t batch, int64_t in, int64_t hd, int64_t rows, cons
     }
 }
 
-// sums[j] = sum over rows r of a[r, j] (rows in order: the same result on any thread count).
-template <typename T>
-void column_sums(const T* a, int64_t rows, int64_t cols, T* sums) {
-    constexpr int64_t block = 512;
-    const int threads = threads_for(8.0 * double(rows) * double(cols));
-    parallel_for(ceil_div(cols, block), threads, [&](int64_t t) {
-        const int64_t j0 = t * block, j1 = std::min(cols, j0 + block);
-        T* s = sums;
-        for (int64_t j = j0; j < j1; ++j) s[j] = T(0);
-        for (int64_t r = 0; r < rows; ++r) {
-            const T* row = a + r * cols;
-            for (int64_t j = j0; j < j1; ++j) s[j] += row[j];
-        }
-    });
-}
-
-// ---------------------------------------------------------------------------------------------
-// fused pointwise passes
-// ---------------------------------------------------------------------------------------------
-
-// f(row, j0, j1) over a rows x cols grid, cut into row blocks (and column blocks when there are
-// fewer rows than threads); threaded when the work (cost per element) pays for a fork/join.
-template <class F>
-void for_rows(int64_t rows, int64_t cols, double cost, const F& f) {
-    if (rows <= 0 || cols <= 0) return;
-    const int threads = threads_for(cost * double(rows) * double(cols));
-    int64_t col_blocks = rows >= threads ? 1 : ceil_div(threads, rows);
-    const int64_t width = round_up(ceil_div(cols, col_blocks), 8);
-    col_blocks = ceil_div(cols, width);
-    const int64_t row_blocks = std::min<int64_t>(rows, 2 * int64_t(threads));
-    const int64_t per_block = ceil_div(rows, row_blocks);
-    parallel_for(row_blocks * col_blocks, threads, [&](int64_t t) {
-        const int64_t rb = t / col_blocks, cb = t % col_blocks;
-        const int64_t j0 = cb * width, j1 = std::min(cols, j0 + width);
-        for (int64_t r = rb * per_block; r < std::min(rows, (rb + 1) * per_block); ++r) f(r, j0, j1);
-    });
-}
-
-// g(j, n) for lanes j, j+1, ... j+n-1 covering [j0, j1): full vectors, then one partial.
-template <typename T, class G>
-inline void for_lanes(int64_t j0, int64_t j1, const G& g) {
-    constexpr int W = rm::Vec<T>::W;
-    int64_t j = j0;
-    for (; j + W <= j1; j += W) g(j, W);
-    if (j < j1) g(j, int(j1 - j));
-}
-
-template <typename T>
-inline rm::Vec<T> ld(const T* p, int n) {
-    return n == rm::Vec<T>::W ? rm::Vec<T>::load(p) : rm::Vec<T>::load(p, n);
-}
-
-template <typename T>
-inline void st(T* p, rm::Vec<T> v, int n) {
-    if (n == rm::Vec<T>::W)
-        v.store(p);
-    else
-        v.store(p, n);
-}
-
-// Rough cost per element of each pass in flops, for the threading decision.
-constexpr double kCheapPass = 4, kRnnPass = 30, kLstmPass = 150, kGruPass = 100;
-
-enum class Act { Tanh, Relu };
-
 // ---------------------------------------------------------------------------------------------
 // Elman RNN
 // ---------------------------------------------------------------------------------------------
@@ -188,18 +93,12 @@ CellShapes check_cell(const char* op, int64_t gates, const py::array& x, const p
     return s;
 }
 
-template <typename T>
-const T* optional_data(const std::optional<py::array>& a) {
-    return a ? data_of<T>(*a) : nullptr;
-}
-
 template <Act A>
 py::array rnn_forward(const char* op, const py::array& x, const py::array& h, const py::array& w_ih,
                       const py::array& w_hh, const std::optional<py::array>& b_ih,
                       const std::optional<py::array>& b_hh) {
     return dispatch_float(float_dtype(x, op, "x"), [&](auto tag) -> py::array {
         using T = decltype(tag);
-        using V = rm::Vec<T>;
         const CellShapes s = check_cell<T>(op, 1, x, h, w_ih, w_hh, b_ih, b_hh);
         auto h_new = new_array<T>({s.batch, s.hd});
         T* out = h_new.mutable_data();
@@ -211,10 +110,7 @@ py::array rnn_forward(const char* op, const py::array& x, const py::array& h, co
                                    data_of<T>(w_ih), data_of<T>(w_hh), bias, out, s.hd);
             for_rows(s.batch, s.hd, A == Act::Tanh ? kRnnPass : kCheapPass, [&](int64_t r, int64_t j0, int64_t j1) {
                 T* row = out + r * s.hd;
-                for_lanes<T>(j0, j1, [&](int64_t j, int n) {
-                    const V pre = ld(row + j, n);
-                    st(row + j, A == Act::Tanh ? rm::tanh(pre) : rm::relu(pre), n);
-                });
+                for_lanes<T>(j0, j1, [&](int64_t j, int n) { elman_forward_lanes<A>(row, j, n); });
             });
         }
         return std::move(h_new);
@@ -226,7 +122,6 @@ py::tuple rnn_backward(const char* op, const py::array& grad_h_new, const py::ar
                        const py::array& w_ih, const py::array& w_hh, const py::array& h_new) {
     return dispatch_float(float_dtype(grad_h_new, op, "grad_h_new"), [&](auto tag) -> py::tuple {
         using T = decltype(tag);
-        using V = rm::Vec<T>;
         const CellShapes s = check_cell<T>(op, 1, x, h, w_ih, w_hh, std::nullopt, std::nullopt);
         expect_shape(op, "grad_h_new", check_array<T>(grad_h_new, op, "grad_h_new", 2), {s.batch, s.hd});
         expect_shape(op, "h_new", check_array<T>(h_new, op, "h_new", 2), {s.batch, s.hd});
@@ -246,10 +141,7 @@ py::tuple rnn_backward(const char* op, const py::array& grad_h_new, const py::ar
             for_rows(s.batch, s.hd, kCheapPass, [&](int64_t r, int64_t j0, int64_t j1) {
                 const int64_t o = r * s.hd;
                 for_lanes<T>(j0, j1, [&](int64_t j, int n) {
-                    const V gv = ld(g + o + j, n), y = ld(hn + o + j, n);
-                    // tanh' = 1 - h'^2; relu' = [h' > 0] (0 at exactly 0, as PyTorch)
-                    const V d = A == Act::Tanh ? gv * (V::set1(T(1)) - y * y) : rm::where_positive(y, gv);
-                    st(gp + o + j, d, n);
+                    st(gp + o + j, elman_gate_grad<A, T>(ld(g + o + j, n), ld(hn + o + j, n)), n);
                 });
             });
             shared_gate_gemms<T>(s.batch, s.in, s.hd, s.rows, gp, data_of<T>(x), data_of<T>(h),
@@ -293,7 +185,6 @@ py::tuple lstm_cell_forward(const py::array& x, const py::array& h, const py::ar
     constexpr const char* op = "lstm_cell_forward";
     return dispatch_float(float_dtype(x, op, "x"), [&](auto tag) -> py::tuple {
         using T = decltype(tag);
-        using V = rm::Vec<T>;
         const CellShapes s = check_cell<T>(op, 4, x, h, w_ih, w_hh, b_ih, b_hh);
         expect_shape(op, "c", check_array<T>(c, op, "c", 2), {s.batch, s.hd});
         auto h_new = new_array<T>({s.batch, s.hd});
@@ -309,18 +200,9 @@ py::tuple lstm_cell_forward(const py::array& x, const py::array& h, const py::ar
             const T* ci = data_of<T>(c);
             const int64_t hd = s.hd;
             for_rows(s.batch, hd, kLstmPass, [&](int64_t r, int64_t j0, int64_t j1) {
-                T* g = go + r * s.rows;
                 const int64_t o = r * hd;
                 for_lanes<T>(j0, j1, [&](int64_t j, int n) {
-                    const V i = rm::sigmoid(ld(g + j, n)), f = rm::sigmoid(ld(g + hd + j, n));
-                    const V gg = rm::tanh(ld(g + 2 * hd + j, n)), og = rm::sigmoid(ld(g + 3 * hd + j, n));
-                    const V cn = f * ld(ci + o + j, n) + i * gg;
-                    st(g + j, i, n);
-                    st(g + hd + j, f, n);
-                    st(g + 2 * hd + j, gg, n);
-                    st(g + 3 * hd + j, og, n);
-                    st(co + o + j, cn, n);
-                    st(ho + o + j, og * rm::tanh(cn), n);
+                    lstm_forward_lanes(go + r * s.rows, ci + o, co + o, ho + o, hd, j, n);
                 });
             });
         }
@@ -334,7 +216,6 @@ py::tuple lstm_cell_backward(const py::array& grad_h_new, const py::array& grad_
     constexpr const char* op = "lstm_cell_backward";
     return dispatch_float(float_dtype(grad_h_new, op, "grad_h_new"), [&](auto tag) -> py::tuple {
         using T = decltype(tag);
-        using V = rm::Vec<T>;
         const CellShapes s = check_cell<T>(op, 4, x, h, w_ih, w_hh, std::nullopt, std::nullopt);
         const Shape state{s.batch, s.hd};
         expect_shape(op, "grad_h_new", check_array<T>(grad_h_new, op, "grad_h_new", 2), state);
@@ -359,21 +240,10 @@ py::tuple lstm_cell_backward(const py::array& grad_h_new, const py::array& grad_
                     *ga = data_of<T>(gates), *cn = data_of<T>(c_new);
             const int64_t hd = s.hd;
             for_rows(s.batch, hd, kLstmPass / 2, [&](int64_t r, int64_t j0, int64_t j1) {
-                const T* g = ga + r * s.rows;
-                T* p = gp + r * s.rows;
                 const int64_t o = r * hd;
-                const V one = V::set1(T(1));
                 for_lanes<T>(j0, j1, [&](int64_t j, int n) {
-                    const V i = ld(g + j, n), f = ld(g + hd + j, n), gg = ld(g + 2 * hd + j, n),
-                            og = ld(g + 3 * hd + j, n);
-                    const V gho = ld(dh + o + j, n), tc = rm::tanh(ld(cn + o + j, n));
-                    // the gradient reaching c' from both outputs
-                    const V gct = ld(dc + o + j, n) + gho * og * (one - tc * tc);
-                    st(p + j, gct * gg * i * (one - i), n);
-                    st(p + hd + j, gct * ld(ci + o + j, n) * f * (one - f), n);
-                    st(p + 2 * hd + j, gct * i * (one - gg * gg), n);
-                    st(p + 3 * hd + j, gho * tc * og * (one - og), n);
-                    st(gc + o + j, gct * f, n);
+                    lstm_backward_lanes(ld(dh + o + j, n), dc + o, ga + r * s.rows, ci + o, cn + o, gp + r * s.rows,
+                                        gc + o, hd, j, n);
                 });
             });
             shared_gate_gemms<T>(s.batch, s.in, hd, s.rows, gp, data_of<T>(x), data_of<T>(h),
@@ -395,7 +265,6 @@ py::tuple gru_cell_forward(const py::array& x, const py::array& h, const py::arr
     constexpr const char* op = "gru_cell_forward";
     return dispatch_float(float_dtype(x, op, "x"), [&](auto tag) -> py::tuple {
         using T = decltype(tag);
-        using V = rm::Vec<T>;
         const CellShapes s = check_cell<T>(op, 3, x, h, w_ih, w_hh, b_ih, b_hh);
         const int64_t hd = s.hd, ws_cols = checked_mul(4, hd, op);
         auto h_new = new_array<T>({s.batch, hd});
@@ -411,19 +280,9 @@ py::tuple gru_cell_forward(const py::array& x, const py::array& h, const py::arr
             matmul<T>(s.batch, s.rows, hd, MatrixA<T>{hi, hd, 1, 0}, MatrixB<T>{data_of<T>(w_hh), 1, hd, 0},
                       output_of(pre_hh, s.rows, optional_data<T>(b_hh)));
             for_rows(s.batch, hd, kGruPass, [&](int64_t r, int64_t j0, int64_t j1) {
-                T* w = wo + r * ws_cols;
-                const T* ph = pre_hh + r * s.rows;
                 const int64_t o = r * hd;
                 for_lanes<T>(j0, j1, [&](int64_t j, int n) {
-                    const V rg = rm::sigmoid(ld(w + j, n) + ld(ph + j, n));
-                    const V z = rm::sigmoid(ld(w + hd + j, n) + ld(ph + hd + j, n));
-                    const V hn = ld(ph + 2 * hd + j, n);
-                    const V ng = rm::tanh(ld(w + 2 * hd + j, n) + rg * hn);
-                    st(w + j, rg, n);
-                    st(w + hd + j, z, n);
-                    st(w + 2 * hd + j, ng, n);
-                    st(w + 3 * hd + j, hn, n);
-                    st(ho + o + j, ng + z * (ld(hi + o + j, n) - ng), n);
+                    gru_forward_lanes(wo + r * ws_cols, pre_hh + r * s.rows, hi + o, ho + o, hd, j, n);
                 });
             });
         }
@@ -436,7 +295,6 @@ py::tuple gru_cell_backward(const py::array& grad_h_new, const py::array& x, con
     constexpr const char* op = "gru_cell_backward";
     return dispatch_float(float_dtype(grad_h_new, op, "grad_h_new"), [&](auto tag) -> py::tuple {
         using T = decltype(tag);
-        using V = rm::Vec<T>;
         const CellShapes s = check_cell<T>(op, 3, x, h, w_ih, w_hh, std::nullopt, std::nullopt);
         const int64_t hd = s.hd, ws_cols = checked_mul(4, hd, op);
         expect_shape(op, "grad_h_new", check_array<T>(grad_h_new, op, "grad_h_new", 2), {s.batch, hd});
@@ -457,24 +315,11 @@ py::tuple gru_cell_backward(const py::array& grad_h_new, const py::array& x, con
             T* gph = gpi + s.batch * s.rows;
             const T *dh = data_of<T>(grad_h_new), *hi = data_of<T>(h), *ws = data_of<T>(workspace);
             for_rows(s.batch, hd, kGruPass / 2, [&](int64_t r, int64_t j0, int64_t j1) {
-                const T* w = ws + r * ws_cols;
-                T *pi = gpi + r * s.rows, *ph = gph + r * s.rows;
                 const int64_t o = r * hd;
-                const V one = V::set1(T(1));
                 for_lanes<T>(j0, j1, [&](int64_t j, int n) {
-                    const V rg = ld(w + j, n), z = ld(w + hd + j, n), ng = ld(w + 2 * hd + j, n),
-                            hn = ld(w + 3 * hd + j, n);
-                    const V g = ld(dh + o + j, n);
-                    const V gn = g * (one - z) * (one - ng * ng);
-                    const V gr = gn * hn * rg * (one - rg);
-                    const V gz = g * (ld(hi + o + j, n) - ng) * z * (one - z);
-                    st(pi + j, gr, n);
-                    st(pi + hd + j, gz, n);
-                    st(pi + 2 * hd + j, gn, n);
-                    st(ph + j, gr, n);
-                    st(ph + hd + j, gz, n);
-                    st(ph + 2 * hd + j, gn * rg, n);
-                    st(gh + o + j, g * z, n);  // h' = ... + z*h; the GEMM adds the gates' part
+                    // h' = ... + z*h: gh = g*z; the GEMM adds the gates' part
+                    gru_backward_lanes(ld(dh + o + j, n), ws + r * ws_cols, hi + o, gpi + r * s.rows,
+                                       gph + r * s.rows, gh + o, hd, j, n);
                 });
             });
             if (s.rows > 0) {

@@ -360,6 +360,57 @@ def gru_cell_backward(grad_h_new, x, h, w_ih, w_hh, workspace):
 
 
 # ---------------------------------------------------------------------------------------------
+# recurrent layers: one layer and direction over a whole sequence
+# ---------------------------------------------------------------------------------------------
+# Time-major: x (L, B, I); states (B, Hd); weights and biases as the cells. Steps run t = 0..L-1,
+# or L-1..0 with reverse=True (the backward direction of a bidirectional layer); out[t] is the
+# state after step t either way. The results equal the cells applied step by step (the NumPy
+# reference does exactly that). Backward kernels take input_grad=False when x needs no gradient
+# and then return None for grad_x; they return the bias gradients even without biases.
+
+
+def rnn_tanh_sequence_forward(x, h0, w_ih, w_hh, b_ih, b_hh, reverse):
+    """rnn_tanh_cell_forward over every step. x (L, B, I); h0 (B, Hd).
+    Returns (out (L, B, Hd), h_n (B, Hd)); out is saved for the backward."""
+
+
+def rnn_tanh_sequence_backward(grad_out, grad_h_n, x, h0, w_ih, w_hh, out, reverse, input_grad):
+    """grad_out (L, B, Hd), grad_h_n (B, Hd) (either may be zeros).
+    Returns (grad_x (L, B, I) or None, grad_h0, grad_w_ih, grad_w_hh, grad_b_ih, grad_b_hh)."""
+
+
+def rnn_relu_sequence_forward(x, h0, w_ih, w_hh, b_ih, b_hh, reverse):
+    """rnn_relu_cell_forward over every step. Shapes and returns as rnn_tanh_sequence_forward."""
+
+
+def rnn_relu_sequence_backward(grad_out, grad_h_n, x, h0, w_ih, w_hh, out, reverse, input_grad):
+    """Returns (grad_x (L, B, I) or None, grad_h0, grad_w_ih, grad_w_hh, grad_b_ih, grad_b_hh)."""
+
+
+def lstm_sequence_forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, reverse):
+    """lstm_cell_forward over every step. x (L, B, I); h0, c0 (B, Hd); w_ih (4Hd, I).
+    Returns (out (L, B, Hd), h_n, c_n, gates (L, B, 4Hd), c_all (L, B, Hd)): the activated
+    gates and the cell state after each step, saved for the backward with out."""
+
+
+def lstm_sequence_backward(grad_out, grad_h_n, grad_c_n, x, h0, c0, w_ih, w_hh, out, gates, c_all,
+                           reverse, input_grad):
+    """grad_out (L, B, Hd); grad_h_n, grad_c_n (B, Hd) (any may be zeros). Returns (grad_x
+    (L, B, I) or None, grad_h0, grad_c0, grad_w_ih, grad_w_hh, grad_b_ih, grad_b_hh)."""
+
+
+def gru_sequence_forward(x, h0, w_ih, w_hh, b_ih, b_hh, reverse):
+    """gru_cell_forward over every step. x (L, B, I); h0 (B, Hd); w_ih (3Hd, I).
+    Returns (out (L, B, Hd), h_n, workspace (L, B, 4Hd)) with workspace[t] the cell's
+    [r, z, n, W_hn h + b_hn], saved for the backward with out."""
+
+
+def gru_sequence_backward(grad_out, grad_h_n, x, h0, w_ih, w_hh, out, workspace, reverse,
+                          input_grad):
+    """Returns (grad_x (L, B, I) or None, grad_h0, grad_w_ih, grad_w_hh, grad_b_ih, grad_b_hh)."""
+
+
+# ---------------------------------------------------------------------------------------------
 # optimizer updates (in place)
 # ---------------------------------------------------------------------------------------------
 

@@ -350,7 +350,7 @@ def lstm_case(steps: int, batch: int, inputs: int, hidden: int) -> Case:
     return Case("rnn", f"nn.LSTM {steps} steps fwd+bwd",
                 f"(T={steps}, B={batch}, {inputs}->{hidden})",
                 lambda backend_name: build(_pyconv(), backend_name), build,
-                ("lstm_cell_forward", "lstm_cell_backward"), flops / 1e9, "GFLOP/s",
+                ("lstm_sequence_forward", "lstm_sequence_backward"), flops / 1e9, "GFLOP/s",
                 api="public API", targets=(RNN_TARGET,))
 
 

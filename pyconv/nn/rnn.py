@@ -1,8 +1,9 @@
 """Recurrent layers with PyTorch's signatures, parameter names and initialisation: the one-step
 cells RNNCell, LSTMCell, GRUCell and the sequence layers RNN, LSTM, GRU.
 
-The sequence layers run the cell ops of :mod:`pyconv.ops.rnn` step by step in Python; the
-autograd engine is iterative, so sequences of any length backpropagate without recursion.
+The sequence layers run one autograd Function per layer and direction over the whole sequence
+(:mod:`pyconv.ops.rnn`, kernels ``*_sequence_forward/backward``), so a backend can pack the
+weights once per sequence and do the input projections for all steps in one GEMM.
 Parameters are ``weight_ih``/``weight_hh``/``bias_ih``/``bias_hh`` for the cells and
 ``weight_ih_l{k}[_reverse]`` etc. for the layers, registered in PyTorch's order, so converted
 PyTorch state_dicts load unchanged. Gate rows: LSTM i, f, g, o; GRU r, z, n.
@@ -220,33 +221,26 @@ class GRUCell(_CellBase):
 # ---------------------------------------------------------------------------------------------
 
 
-def _lstm_step(x, state, weights):
-    return rnn_ops.LSTMCell.apply(x, state[0], state[1], *weights)
+def _lstm_sequence(x, state, weights, reverse):
+    out, h_n, c_n = rnn_ops.LSTMSequence.apply(x, state[0], state[1], *weights, reverse)
+    return out, (h_n, c_n)
 
 
-def _single_state_step(fn):
-    def step(x, state, weights):
-        return (fn.apply(x, state[0], *weights),)
+def _single_state_sequence(fn):
+    def run(x, state, weights, reverse):
+        out, h_n = fn.apply(x, state[0], *weights, reverse)
+        return out, (h_n,)
 
-    return step
+    return run
 
 
-_STEPS = {
-    "RNN_TANH": _single_state_step(rnn_ops.RNNTanhCell),
-    "RNN_RELU": _single_state_step(rnn_ops.RNNReLUCell),
-    "GRU": _single_state_step(rnn_ops.GRUCell),
-    "LSTM": _lstm_step,
+# Run one layer in one direction over x (L, N, I): (out (L, N, H) in time order, final states).
+_SEQUENCES = {
+    "RNN_TANH": _single_state_sequence(rnn_ops.RNNTanhSequence),
+    "RNN_RELU": _single_state_sequence(rnn_ops.RNNReLUSequence),
+    "GRU": _single_state_sequence(rnn_ops.GRUSequence),
+    "LSTM": _lstm_sequence,
 }
-
-
-def _run_direction(step, inputs, state, weights, reverse: bool):
-    """Run one layer in one direction over ``inputs`` (L tensors (N, I)). Returns the outputs
-    stacked in time order (L, N, H) and the final state tuple."""
-    outputs = [None] * len(inputs)
-    for t in (reversed(range(len(inputs))) if reverse else range(len(inputs))):
-        state = step(inputs[t], state, weights)
-        outputs[t] = state[0]
-    return stack(outputs), state
 
 
 class _RNNBase(Module):
@@ -353,26 +347,26 @@ class _RNNBase(Module):
         Returns (output, h_n) — (output, (h_n, c_n)) for LSTM — with output (L, N, D*H)
         ((N, L, D*H) with batch_first, (L, D*H) unbatched) and h_n, c_n shaped like hx."""
         x, initial_states, batched = self._prepare(input, hx)
-        step = _STEPS[self.mode]
+        run_direction = _SEQUENCES[self.mode]
         directions = 2 if self.bidirectional else 1
         # fetch every parameter once per forward, not once per time step
         weights = [[getattr(self, name) for name in names] + [None] * (4 - len(names))
                    for names in self._all_weights]
-        steps = unbind(x)
+        layer_input = x
         final_states = []
         for layer in range(self.num_layers):
             outputs = []
             for direction in range(directions):
                 k = layer * directions + direction
-                out, state = _run_direction(step, steps, initial_states[k], weights[k],
-                                            reverse=direction == 1)
+                out, state = run_direction(layer_input, initial_states[k], weights[k],
+                                           direction == 1)
                 outputs.append(out)
                 final_states.append(state)
             layer_output = outputs[0] if directions == 1 else cat(outputs, dim=2)
             if layer + 1 < self.num_layers:
                 if self.dropout > 0 and self.training:
                     layer_output = F.dropout(layer_output, self.dropout, True)
-                steps = unbind(layer_output)
+                layer_input = layer_output
 
         finals = tuple(stack([s[i] for s in final_states]) for i in range(self._state_count))
         if not batched:

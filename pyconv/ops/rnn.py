@@ -1,6 +1,7 @@
 """Recurrent cells (one time step) with autograd: ``rnn_tanh_cell``, ``rnn_relu_cell``,
 ``lstm_cell`` and ``gru_cell`` with the signatures and semantics of PyTorch's ``torch._VF``
-functions, plus the step-splitting helper the sequence layers use.
+functions, and the whole-sequence Functions the layers of :mod:`pyconv.nn.rnn` run (one per
+layer and direction).
 
 Shapes: input (B, I); h, c (B, Hd); w_ih (G*Hd, I); w_hh (G*Hd, Hd); b_ih, b_hh (G*Hd,) or None
 with G = 1 (RNN), 4 (LSTM, gates i, f, g, o) or 3 (GRU, gates r, z, n).
@@ -12,7 +13,8 @@ from ..autograd import Function
 from .validate import check_float, check_ndim, check_same_dtype, check_shape
 
 __all__ = [
-    "GRUCell", "LSTMCell", "RNNReLUCell", "RNNTanhCell", "check_cell_arguments",
+    "GRUCell", "GRUSequence", "LSTMCell", "LSTMSequence", "RNNReLUCell", "RNNReLUSequence",
+    "RNNTanhCell", "RNNTanhSequence", "check_cell_arguments",
     "gru_cell", "lstm_cell", "rnn_relu_cell", "rnn_tanh_cell",
 ]
 
@@ -74,6 +76,67 @@ class GRUCell(Function):
     def backward(ctx, grad_h_new):
         grads = ctx.backend.gru_cell_backward(grad_h_new, *ctx.saved_arrays)
         return _weight_and_bias_grads(ctx, grads)
+
+
+# ---------------------------------------------------------------------------------------------
+# whole sequences (one layer, one direction): x (L, B, I), states (B, Hd), out (L, B, Hd)
+# ---------------------------------------------------------------------------------------------
+
+
+def _sequence_grads(ctx, grads):
+    """The kernel's gradients for (x, states..., w_ih, w_hh, b_ih, b_hh), None for reverse."""
+    return _weight_and_bias_grads(ctx, tuple(grads) + (None,))
+
+
+class _SingleStateSequence(Function):
+    """(out, h_n) = the cell over every step of x; subclasses name the kernels. GRU saves its
+    workspace too (``saves_workspace``)."""
+
+    forward_kernel = backward_kernel = ""
+
+    @classmethod
+    def forward(cls, ctx, x, h0, w_ih, w_hh, b_ih, b_hh, reverse):
+        out, h_n, *workspace = getattr(ctx.backend, cls.forward_kernel)(
+            x, h0, w_ih, w_hh, b_ih, b_hh, reverse)
+        ctx.save_for_backward(x, h0, w_ih, w_hh, out, *workspace)
+        ctx.reverse = reverse
+        return out, h_n
+
+    @classmethod
+    def backward(cls, ctx, grad_out, grad_h_n):
+        grads = getattr(ctx.backend, cls.backward_kernel)(
+            grad_out, grad_h_n, *ctx.saved_arrays, ctx.reverse, ctx.needs_input_grad[0])
+        return _sequence_grads(ctx, grads)
+
+
+class RNNTanhSequence(_SingleStateSequence):
+    forward_kernel, backward_kernel = "rnn_tanh_sequence_forward", "rnn_tanh_sequence_backward"
+
+
+class RNNReLUSequence(_SingleStateSequence):
+    forward_kernel, backward_kernel = "rnn_relu_sequence_forward", "rnn_relu_sequence_backward"
+
+
+class GRUSequence(_SingleStateSequence):
+    forward_kernel, backward_kernel = "gru_sequence_forward", "gru_sequence_backward"
+
+
+class LSTMSequence(Function):
+    """(out, h_n, c_n) = lstm_cell over every step of x."""
+
+    @staticmethod
+    def forward(ctx, x, h0, c0, w_ih, w_hh, b_ih, b_hh, reverse):
+        out, h_n, c_n, gates, c_all = ctx.backend.lstm_sequence_forward(
+            x, h0, c0, w_ih, w_hh, b_ih, b_hh, reverse)
+        ctx.save_for_backward(x, h0, c0, w_ih, w_hh, out, gates, c_all)
+        ctx.reverse = reverse
+        return out, h_n, c_n
+
+    @staticmethod
+    def backward(ctx, grad_out, grad_h_n, grad_c_n):
+        grads = ctx.backend.lstm_sequence_backward(
+            grad_out, grad_h_n, grad_c_n, *ctx.saved_arrays, ctx.reverse, ctx.needs_input_grad[0])
+        return _sequence_grads(ctx, grads)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -15,7 +15,9 @@ from .activation import sigmoid_forward
 __all__ = [
     "gru_cell_backward", "gru_cell_forward", "lstm_cell_backward", "lstm_cell_forward",
     "rnn_relu_cell_backward", "rnn_relu_cell_forward", "rnn_tanh_cell_backward",
-    "rnn_tanh_cell_forward",
+    "rnn_tanh_cell_forward", "gru_sequence_backward", "gru_sequence_forward",
+    "lstm_sequence_backward", "lstm_sequence_forward", "rnn_relu_sequence_backward",
+    "rnn_relu_sequence_forward", "rnn_tanh_sequence_backward", "rnn_tanh_sequence_forward",
 ]
 
 
@@ -148,3 +150,122 @@ def gru_cell_backward(grad_h_new, x, h, w_ih, w_hh, workspace):
     grad_x, grad_h, grad_w_ih, grad_w_hh, grad_b_ih, grad_b_hh = _gate_gradients(
         grad_pre_ih, grad_pre_hh, x, h, w_ih, w_hh)
     return grad_x, grad_h + grad_h_new * z, grad_w_ih, grad_w_hh, grad_b_ih, grad_b_hh
+
+
+# ---------------------------------------------------------------------------------------------
+# whole sequences, one layer and direction: the cells above, step by step
+# ---------------------------------------------------------------------------------------------
+
+
+def _order(length, reverse):
+    """Time steps in processing order."""
+    return range(length - 1, -1, -1) if reverse else range(length)
+
+
+def _previous(t, length, reverse):
+    """The step whose state step t starts from, or None for the initial state."""
+    p = t + 1 if reverse else t - 1
+    return p if 0 <= p < length else None
+
+
+def _state_before(t, length, reverse, all_states, initial):
+    p = _previous(t, length, reverse)
+    return initial if p is None else all_states[p]
+
+
+def _elman_sequence_forward(cell, x, h0, w_ih, w_hh, b_ih, b_hh, reverse):
+    out = np.empty(x.shape[:2] + (h0.shape[1],), dtype=x.dtype)
+    h = h0
+    for t in _order(x.shape[0], reverse):
+        h = out[t] = cell(x[t], h, w_ih, w_hh, b_ih, b_hh)
+    return out, np.array(h, dtype=x.dtype)
+
+
+def _sequence_backward(cell_backward, grad_out, grad_states, x, initials, w_ih, w_hh, saved,
+                       all_states, reverse, input_grad):
+    """Steps in reverse processing order; ``grad_states`` are the gradients of the final states
+    (h_n, and c_n for LSTM), ``initials`` the initial states, ``saved(t)`` the step's saved
+    arrays after (x, states...), ``all_states`` the per-step states (L, B, Hd) each. The weight
+    gradients sum in the order autograd would accumulate the per-step ones."""
+    length = x.shape[0]
+    grad_x = np.empty_like(x) if input_grad else None
+    grad_weights = [np.zeros_like(w_ih), np.zeros_like(w_hh),
+                    np.zeros(w_ih.shape[0], dtype=x.dtype), np.zeros(w_ih.shape[0], dtype=x.dtype)]
+    carry = list(grad_states)
+    for t in reversed(_order(length, reverse)):
+        states = [_state_before(t, length, reverse, s, s0) for s, s0 in zip(all_states, initials)]
+        carry[0] = grad_out[t] + carry[0]
+        grads = cell_backward(*carry, x[t], *states, w_ih, w_hh, *saved(t))
+        count = len(carry)
+        if input_grad:
+            grad_x[t] = grads[0]
+        carry = list(grads[1:1 + count])
+        for acc, g in zip(grad_weights, grads[1 + count:]):
+            acc += g
+    return (grad_x, *carry, *grad_weights)
+
+
+def rnn_tanh_sequence_forward(x, h0, w_ih, w_hh, b_ih, b_hh, reverse):
+    """rnn_tanh_cell_forward over the steps of x (L, B, I). Returns (out (L, B, Hd), h_n)."""
+    return _elman_sequence_forward(rnn_tanh_cell_forward, x, h0, w_ih, w_hh, b_ih, b_hh, reverse)
+
+
+def rnn_tanh_sequence_backward(grad_out, grad_h_n, x, h0, w_ih, w_hh, out, reverse, input_grad):
+    """Returns (grad_x or None, grad_h0, grad_w_ih, grad_w_hh, grad_b_ih, grad_b_hh)."""
+    return _sequence_backward(rnn_tanh_cell_backward, grad_out, (grad_h_n,), x, (h0,), w_ih,
+                              w_hh, lambda t: (out[t],), (out,), reverse, input_grad)
+
+
+def rnn_relu_sequence_forward(x, h0, w_ih, w_hh, b_ih, b_hh, reverse):
+    """rnn_relu_cell_forward over the steps of x (L, B, I). Returns (out (L, B, Hd), h_n)."""
+    return _elman_sequence_forward(rnn_relu_cell_forward, x, h0, w_ih, w_hh, b_ih, b_hh, reverse)
+
+
+def rnn_relu_sequence_backward(grad_out, grad_h_n, x, h0, w_ih, w_hh, out, reverse, input_grad):
+    """Returns (grad_x or None, grad_h0, grad_w_ih, grad_w_hh, grad_b_ih, grad_b_hh)."""
+    return _sequence_backward(rnn_relu_cell_backward, grad_out, (grad_h_n,), x, (h0,), w_ih,
+                              w_hh, lambda t: (out[t],), (out,), reverse, input_grad)
+
+
+def lstm_sequence_forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, reverse):
+    """lstm_cell_forward over the steps of x (L, B, I).
+    Returns (out (L, B, Hd), h_n, c_n, gates (L, B, 4Hd), c_all (L, B, Hd))."""
+    length, batch = x.shape[:2]
+    hd = h0.shape[1]
+    out = np.empty((length, batch, hd), dtype=x.dtype)
+    c_all = np.empty_like(out)
+    gates = np.empty((length, batch, 4 * hd), dtype=x.dtype)
+    h, c = h0, c0
+    for t in _order(length, reverse):
+        h, c, gates[t] = lstm_cell_forward(x[t], h, c, w_ih, w_hh, b_ih, b_hh)
+        out[t], c_all[t] = h, c
+    return out, np.array(h, dtype=x.dtype), np.array(c, dtype=x.dtype), gates, c_all
+
+
+def lstm_sequence_backward(grad_out, grad_h_n, grad_c_n, x, h0, c0, w_ih, w_hh, out, gates, c_all,
+                           reverse, input_grad):
+    """Returns (grad_x or None, grad_h0, grad_c0, grad_w_ih, grad_w_hh, grad_b_ih, grad_b_hh)."""
+    return _sequence_backward(
+        lstm_cell_backward, grad_out, (grad_h_n, grad_c_n), x, (h0, c0), w_ih, w_hh,
+        lambda t: (gates[t], c_all[t]), (out, c_all), reverse, input_grad)
+
+
+def gru_sequence_forward(x, h0, w_ih, w_hh, b_ih, b_hh, reverse):
+    """gru_cell_forward over the steps of x (L, B, I).
+    Returns (out (L, B, Hd), h_n, workspace (L, B, 4Hd))."""
+    length, batch = x.shape[:2]
+    hd = h0.shape[1]
+    out = np.empty((length, batch, hd), dtype=x.dtype)
+    workspace = np.empty((length, batch, 4 * hd), dtype=x.dtype)
+    h = h0
+    for t in _order(length, reverse):
+        h, workspace[t] = gru_cell_forward(x[t], h, w_ih, w_hh, b_ih, b_hh)
+        out[t] = h
+    return out, np.array(h, dtype=x.dtype), workspace
+
+
+def gru_sequence_backward(grad_out, grad_h_n, x, h0, w_ih, w_hh, out, workspace, reverse,
+                          input_grad):
+    """Returns (grad_x or None, grad_h0, grad_w_ih, grad_w_hh, grad_b_ih, grad_b_hh)."""
+    return _sequence_backward(gru_cell_backward, grad_out, (grad_h_n,), x, (h0,), w_ih, w_hh,
+                              lambda t: (workspace[t],), (out,), reverse, input_grad)
