@@ -371,3 +371,24 @@ def test_wheel_without_toolchains_carries_the_device_sources_and_says_what_it_sk
     assert {f"pyconv/_device/{name}" for name in _expected_device_sources()} <= names
     assert not [n for n in names if n.endswith(".so")]
 
+
+
+LAUNCH_BOUNDS_SOURCE = """
+extern "C" __global__ void __launch_bounds__(((64) * 4), 2) gemm_f32(float* c, int n) {}
+extern "C" __global__ void __launch_bounds__(256) pool_f32(float* y) {}
+extern "C" __global__ void plain_f64(double* y, long long n) {}
+extern "C" __global__ void __launch_bounds__(NAMED) named_f32(float* y) {}
+"""
+
+
+def test_entry_points_are_found_behind_nested_launch_bounds():
+    assert build_native.entry_points(LAUNCH_BOUNDS_SOURCE) == [
+        "gemm_f32", "pool_f32", "plain_f64", "named_f32"]
+
+
+def test_the_emulator_reads_the_same_entry_points_and_evaluates_their_launch_bounds():
+    from pyconv.simt.build import find_entries
+
+    found = {e.name: (e.launch_bounds, e.param_names) for e in find_entries(LAUNCH_BOUNDS_SOURCE)}
+    assert found == {"gemm_f32": (256, ("c", "n")), "pool_f32": (256, ("y",)),
+                     "plain_f64": (None, ("y", "n")), "named_f32": (None, ("y",))}

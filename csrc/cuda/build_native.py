@@ -35,9 +35,11 @@ HERE = Path(__file__).resolve().parent
 DEFAULT_ARCHS = "75,80,86,90+PTX"
 ARCHS_ENV = "PYCONV_CUDA_ARCHS"
 
+# __launch_bounds__'s arguments may nest parentheses up to three levels: ((64) * 4)
+_PARENS = r"\((?:[^()]|\((?:[^()]|\([^()]*\))*\))*\)"
 _ENTRY = re.compile(
-    r'extern\s+"C"\s+__global__\s+(?:__launch_bounds__\s*\([^)]*\)\s*)?void\s+'
-    r"(?:__launch_bounds__\s*\([^)]*\)\s*)?([A-Za-z_]\w*)\s*\("
+    rf'extern\s+"C"\s+__global__\s+(?:__launch_bounds__\s*{_PARENS}\s*)?void\s+'
+    rf"(?:__launch_bounds__\s*{_PARENS}\s*)?([A-Za-z_]\w*)\s*\("
 )
 _COMMENT = re.compile(r"//[^\n]*|/\*.*?\*/", re.S)
 _ARCH = re.compile(r"^(?:sm_|compute_)?(\d+)(?:\.(\d))?(\+PTX)?$", re.I)

@@ -82,11 +82,29 @@ class EntrySource:
     param_names: tuple[str, ...]
 
 
-_ENTRY = re.compile(
-    r'extern\s*"C"\s+((?:__\w+__\s*(?:\([^()]*\))?\s*)*)void\s+((?:__\w+__\s*(?:\([^()]*\))?\s*)*)'
-    r"(\w+)\s*\(([^)]*)\)"
-)
-_LAUNCH_BOUNDS = re.compile(r"__launch_bounds__\s*\(\s*([^,)]+)")
+# a parenthesised group with up to three levels of nesting: __launch_bounds__((64) * 4)
+_PARENS = r"\((?:[^()]|\((?:[^()]|\([^()]*\))*\))*\)"
+_QUALIFIERS = rf"((?:__\w+__\s*(?:{_PARENS})?\s*)*)"
+_ENTRY = re.compile(rf'extern\s*"C"\s+{_QUALIFIERS}void\s+{_QUALIFIERS}(\w+)\s*\(([^)]*)\)')
+_LAUNCH_BOUNDS = re.compile(rf"__launch_bounds__\s*({_PARENS})")
+_CONSTANT_EXPRESSION = re.compile(r"[\d\s()+*/-]+")
+
+
+def _launch_bounds_value(arguments: str) -> int | None:
+    """maxThreadsPerBlock of ``(expr[, minBlocks])`` when expr is integer arithmetic, else None
+    (a named constant: not checked)."""
+    depth, first = 0, ""
+    for ch in arguments[1:-1]:
+        if ch == "," and depth == 0:
+            break
+        depth += (ch == "(") - (ch == ")")
+        first += ch
+    if not _CONSTANT_EXPRESSION.fullmatch(first):
+        return None
+    try:
+        return int(eval(first.replace("/", "//"), {"__builtins__": {}}))  # digits and operators only
+    except (SyntaxError, ZeroDivisionError, ValueError):
+        return None
 
 
 def find_entries(preprocessed: str) -> list[EntrySource]:
@@ -97,10 +115,7 @@ def find_entries(preprocessed: str) -> list[EntrySource]:
         if "__global__" not in qualifiers:
             continue
         bounds = _LAUNCH_BOUNDS.search(qualifiers)
-        try:
-            launch_bounds = int(bounds.group(1), 0) if bounds else None
-        except ValueError:  # a named constant: not checked
-            launch_bounds = None
+        launch_bounds = _launch_bounds_value(bounds.group(1)) if bounds else None
         names = []
         for param in match.group(4).split(","):
             words = re.findall(r"\w+", param)
