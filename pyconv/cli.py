@@ -68,6 +68,11 @@ def add_bench_arguments(parser) -> None:
     parser.add_argument("--clock", choices=["wall", "cpu"], default="wall",
                         help="wall time, or this process's CPU time (steadier on a shared "
                              "machine; at 2 threads it sums both threads) (default: wall)")
+    parser.add_argument("--malloc", choices=["resident", "default"], default="resident",
+                        help="resident: glibc keeps freed blocks below 32 MiB mapped, so PyTorch "
+                             "and NumPy reuse warm memory the way pyconv's output pool does "
+                             "(the stricter comparison); default: leave malloc alone "
+                             "(default: resident)")
     parser.add_argument("--json", metavar="PATH", default=None,
                         help="also write every number to PATH as JSON")
 

@@ -212,8 +212,12 @@ def test_reference_kernels_of_the_cpu_backend():
 # ----- the command ----------------------------------------------------------------------------
 
 
+def _env():
+    return dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+
+
 def _bench(*args, prelude="", timeout=240):
-    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env = _env()
     code = (prelude + "import sys; from pyconv.cli import main; "
             f"sys.exit(main(['bench', *{list(args)!r}]))")
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
@@ -225,6 +229,7 @@ def test_pyconv_bench_quick_prints_the_table_and_writes_json(tmp_path):
     done = _bench("--quick", "--case", "pool", "--threads", "1,2", "--json", path)
     assert done.returncode == 0, done.stderr
     assert suite.HEADER in done.stdout and "FMA peak" in done.stdout
+    assert "malloc: freed blocks below 32 MiB stay resident" in done.stdout  # the default
     with open(path) as f:
         run = json.load(f)
     assert {r["case"] for r in run["rows"]} == {"max_pool2d 2x2 fwd", "max_pool2d 2x2 bwd"}
@@ -234,6 +239,25 @@ def test_pyconv_bench_quick_prints_the_table_and_writes_json(tmp_path):
         assert row["pyconv"]["min_ms"] <= row["pyconv"]["median_ms"] <= row["pyconv"]["max_ms"]
         assert row["ratio"] == pytest.approx(row["pyconv"]["median_ms"] / row["other"]["median_ms"])
         assert f"| {row['ratio']:.2f} |" in done.stdout
+
+
+def test_malloc_default_leaves_malloc_alone_and_says_so():
+    done = _bench("--quick", "--case", "max_pool2d 2x2 fwd", "--threads", "1", "--malloc",
+                  "default")
+    assert done.returncode == 0, done.stderr
+    assert "malloc: left at its defaults" in done.stdout
+
+
+def test_resident_malloc_keeps_a_freed_large_block_for_the_next_allocation():
+    # run in a child: mallopt changes the whole process
+    code = ("import numpy as np; from pyconv.benchmarks.resident_malloc import "
+            "keep_freed_memory_resident as k; print(k()); a = np.ones(1 << 20); p = "
+            "a.ctypes.data; del a; b = np.empty(1 << 20); print(b.ctypes.data == p)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=_env(), cwd=ROOT, timeout=60)
+    assert done.returncode == 0, done.stderr
+    note, reused = done.stdout.split("\n")[:2]
+    assert note.startswith("malloc: freed blocks below 32 MiB stay resident") and reused == "True"
 
 
 def test_pyconv_bench_runs_without_torch_and_without_the_extension():

@@ -96,7 +96,7 @@ def measure_limits(n_threads: int, clock: str, quick: bool) -> dict:
 
 def run(selected: list, thread_counts=(1, 2), backend: str | None = None, against=None,
         repeats: int = 5, warmup: int = 1, clock: str = "wall", budget: float = 1.0,
-        quick: bool = False, progress=None) -> dict:
+        quick: bool = False, progress=None, malloc_note: str | None = None) -> dict:
     """Run ``selected`` cases at every thread count; returns everything as a JSON-able dict.
     ``progress(row)`` (optional) is called after each row."""
     backend = backend or default_backend()
@@ -104,7 +104,8 @@ def run(selected: list, thread_counts=(1, 2), backend: str | None = None, agains
     torch = harness.import_torch() if "torch" in against else None
     if "torch" in against and torch is None:
         raise RuntimeError("--against torch: PyTorch is not importable here")
-    settings = {"repeats": repeats, "warmup": warmup, "clock": clock, "budget": budget}
+    settings = {"repeats": repeats, "warmup": warmup, "clock": clock, "budget": budget,
+                "malloc": malloc_note or "malloc: left at its defaults"}
     machine = _machine_notes()
     result = {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
               "backend": backend, "against": against, "quick": quick, "settings": settings,
@@ -193,6 +194,8 @@ def format_report(result: dict) -> str:
              f"timing: {s['clock']} clock, {s['warmup']} warm-up round(s), then at least "
              f"{s['repeats']} interleaved rounds (more for cheap cases, about {s['budget']:g} s "
              f"per case); medians (min-max); {result['blas_threads']}"]
+    if s.get("malloc"):
+        lines.append(s["malloc"])
     if s["clock"] == "cpu":
         lines.append("clock: this process's CPU time (all threads), not elapsed time; the FMA "
                      "peak is rescaled to the same unit")
@@ -267,13 +270,18 @@ def run_from_args(args, stream=None) -> int:
     selected = cases_mod.select(cases_mod.all_cases(args.quick), args.case)
     repeats = args.repeats if args.repeats is not None else (2 if args.quick else 5)
     budget = args.budget if args.budget is not None else (0.05 if args.quick else 1.0)
+    malloc_note = None
+    if getattr(args, "malloc", "resident") == "resident":
+        from .resident_malloc import keep_freed_memory_resident
+
+        malloc_note = keep_freed_memory_resident()
     print(HEADER, file=sys.stderr, flush=True)
 
     def progress(row):
         print(format_row(row), file=sys.stderr, flush=True)
 
     result = run(selected, threads, backend, against, repeats, args.warmup, args.clock, budget,
-                 args.quick, progress)
+                 args.quick, progress, malloc_note)
     result["argv"] = sys.argv
     print(format_report(result), file=stream, flush=True)
     if args.json:
