@@ -1,0 +1,259 @@
+"""The cpu backend's first-layer conv2d kernels (groups = 1, few input channels:
+csrc/cpu/conv2d_small_c*.cpp), forward, input gradient and weight gradient, called through
+pyconv._C against the NumPy float64 reference: the conv edge cases of test_conv.py, paths of the
+vectorised tiles (widths around 8/16/24/32 columns, K not a multiple of the channel block, taps
+past the kernel, row-only strides, column strides, dilations), seeded random geometries with
+C = 1..4, in float64 and float32, at 1 and 2 threads; bit-identical weight gradients at any
+thread count; non-contiguous and misaligned inputs; errors at the boundary; autograd of a first
+layer on the cpu backend against the numpy backend."""
+
+import numpy as np
+import pytest
+
+import pyconv
+from pyconv.backends import numpy_ref
+from pyconv.backends.cpu_kernels import ready
+from test_conv import CONV2D_EDGES
+from test_cpu_conv_special import args, assert_matches, case, cast, from_edge, make_arrays
+from test_cpu_gemm_conv import misaligned, threads  # noqa: F401 (threads: a fixture)
+
+_C = pyconv._native._C
+KERNELS = ("conv2d_small_c_forward", "conv2d_small_c_backward_input", "conv2d_small_c_backward_weight")
+pytestmark = pytest.mark.skipif(_C is None or not all(hasattr(_C, k) for k in KERNELS),
+                                reason="pyconv._C with the small-C conv kernels is not built")
+
+DTYPES = [np.float64, np.float32]
+
+
+# Paths of the tiles: stride 1 over flat planes (forward 4 channels x 3 vectors; input gradient C
+# channels x 4 vectors, 4 x 3 for C = 4; a narrower last tile shifted back to the plane's end;
+# weight gradient 4 channels x 3 kernel columns with a masked last vector), row strides > 1 per
+# output row (forward 3 x 4 for rows of 32+ floats, else 6 x 2), column strides > 1 (scalar).
+EXTRA = {
+    "mnist_layer1": case((2, 1, 28, 28), (32, 1, 3, 3)),
+    "cifar_layer1": case((2, 3, 32, 32), (32, 3, 3, 3), padding=1),
+    "k_not_multiple_of_block": case((1, 3, 9, 41), (7, 3, 3, 3), padding=1),
+    "k_one": case((2, 2, 7, 18), (1, 2, 2, 3), padding=(0, 1, 2, 0)),
+    "c_four_5x5": case((1, 4, 12, 23), (13, 4, 5, 5), padding=2, bias=False),
+    "c_two_widths_24": case((2, 2, 6, 24), (5, 2, 3, 3), padding=(1, 1, 1, 1)),
+    "width_17_k_nine": case((2, 1, 7, 17), (9, 1, 3, 3), padding=1),
+    "width_40_row_tail": case((1, 3, 5, 40), (11, 3, 3, 3), padding=(0, 0, 1, 1)),
+    "row_stride_only": case((1, 3, 15, 30), (8, 3, 3, 3), stride=(2, 1), padding=1),
+    "stride2_7x7": case((2, 3, 21, 25), (5, 3, 7, 7), stride=2, padding=3),
+    "column_stride_only": case((2, 1, 9, 31), (6, 1, 3, 3), stride=(1, 2), padding=1),
+    "dilated_wide": case((1, 1, 10, 50), (4, 1, 3, 3), dilation=(2, 4), padding=(2, 2, 4, 4)),
+    "width_1": case((2, 1, 5, 1), (3, 1, 2, 1), padding=(1, 0, 0, 0)),
+    "padding_past_kernel": case((1, 2, 3, 9), (6, 2, 2, 2), padding=(3, 1, 4, 2)),
+    "kernel_wider_than_input": case((1, 2, 4, 3), (5, 2, 2, 7), padding=(0, 0, 3, 4)),
+    "more_than_three_columns": case((2, 3, 8, 20), (10, 3, 2, 5), padding=(1, 0, 2, 2)),
+    "one_by_one": case((2, 3, 4, 29), (9, 3, 1, 1), bias=False),
+    "tall_kernel": case((1, 4, 17, 9), (5, 4, 6, 1), stride=(3, 1), dilation=(2, 1)),
+    "plane_shorter_than_a_tile": case((3, 2, 3, 4), (6, 2, 2, 2), padding=(0, 1, 0, 1)),
+    "small_batch_row_bands": case((1, 3, 23, 21), (9, 3, 3, 3), padding=1, dilation=(2, 1)),
+    "many_channels": case((1, 9, 6, 13), (5, 9, 3, 2), padding=1),
+}
+
+
+def random_case(seed):
+    """A seeded random geometry with C = 1..4, asymmetric padding, non-square kernels, strides
+    (row-only half the time), dilations."""
+    rng = np.random.default_rng(5000 + seed)
+
+    def ints(low, high, n=2):
+        return tuple(int(v) for v in rng.integers(low, high + 1, n))
+
+    kernel, dilation = ints(1, 5), ints(1, 3)
+    stride = ints(1, 3) if rng.random() < 0.5 else (int(rng.integers(1, 4)), 1)
+    padding = ints(0, 3, 4)
+    extent = [d * (r - 1) + 1 for r, d in zip(kernel, dilation)]
+    size = [max(1, e - padding[2 * i] - padding[2 * i + 1]) + int(rng.integers(0, 36))
+            for i, e in enumerate(extent)]
+    c = int(rng.integers(1, 5))
+    x_shape = (int(rng.integers(1, 4)), c) + tuple(size)
+    w_shape = (int(rng.integers(1, 15)), c) + kernel
+    return x_shape, w_shape, bool(rng.random() < 0.7), dict(stride=stride, padding=padding,
+                                                            dilation=dilation)
+
+
+def check(spec, dtype, seed):
+    """All three kernels of one case against the float64 reference."""
+    x_shape, w_shape, has_bias, geometry = spec
+    x, w, bias = make_arrays(x_shape, w_shape, has_bias, seed)
+    want_y = numpy_ref.conv2d_forward(x, w, bias, groups=1, **geometry)
+    y = _C.conv2d_small_c_forward(cast(x, dtype), cast(w, dtype), cast(bias, dtype), *args(geometry))
+    assert_matches(y, want_y, dtype, f"conv2d_small_c_forward {spec}")
+    gy = np.random.default_rng(seed + 1).standard_normal(want_y.shape)
+    assert_matches(_C.conv2d_small_c_backward_input(cast(gy, dtype), cast(w, dtype), x_shape, *args(geometry)),
+                   numpy_ref.conv2d_backward_input(gy, w, x_shape, groups=1, **geometry), dtype,
+                   f"conv2d_small_c_backward_input {spec}")
+    assert_matches(_C.conv2d_small_c_backward_weight(cast(gy, dtype), cast(x, dtype), w_shape, *args(geometry)),
+                   numpy_ref.conv2d_backward_weight(gy, x, w_shape, groups=1, **geometry), dtype,
+                   f"conv2d_small_c_backward_weight {spec}")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", sorted(CONV2D_EDGES))
+def test_conv_edge_cases(name, dtype, threads):
+    check(from_edge(CONV2D_EDGES[name], depthwise=False), dtype, seed=len(name))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", sorted(EXTRA))
+def test_vector_paths(name, dtype, threads):
+    check(EXTRA[name], dtype, seed=len(name))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("seed", range(24))
+def test_random_geometries(seed, dtype, threads):
+    check(random_case(seed), dtype, seed)
+
+
+def test_results_do_not_depend_on_the_thread_count():
+    for x_shape, w_shape, _, geometry in (case((16, 3, 32, 32), (32, 3, 3, 3), padding=1),
+                                          case((3, 1, 28, 28), (10, 1, 3, 3)),
+                                          case((1, 2, 40, 19), (6, 2, 3, 3), padding=1)):
+        x, w, b = (a.astype(np.float32) for a in make_arrays(x_shape, w_shape, True, 9))
+        gy = np.random.default_rng(10).standard_normal(
+            numpy_ref.conv2d_forward(x, w, b, groups=1, **geometry).shape).astype(np.float32)
+        before = pyconv.get_num_threads()
+        try:
+            outs = []
+            for n in (1, 2):
+                pyconv.set_num_threads(n)
+                outs.append((_C.conv2d_small_c_forward(x, w, b, *args(geometry)),
+                             _C.conv2d_small_c_backward_input(gy, w, x_shape, *args(geometry)),
+                             _C.conv2d_small_c_backward_weight(gy, x, w_shape, *args(geometry))))
+        finally:
+            pyconv.set_num_threads(before)
+        for one, two in zip(*outs):
+            np.testing.assert_array_equal(one, two)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_non_contiguous_and_misaligned_inputs_after_ready(dtype):
+    rng = np.random.default_rng(12)
+    x = rng.standard_normal((2, 21, 9, 3)).astype(dtype).transpose(0, 3, 2, 1)  # (2, 3, 9, 21)
+    w = rng.standard_normal((5, 3, 2, 4)).astype(dtype).transpose(0, 1, 3, 2)  # (5, 3, 4, 2)
+    stride, padding, dilation = (1, 1), (1, 0, 2, 1), (1, 2)
+    x64, w64 = x.astype(np.float64), w.astype(np.float64)
+    want = numpy_ref.conv2d_forward(x64, w64, None, stride, padding, dilation, 1)
+    assert_matches(_C.conv2d_small_c_forward(ready(misaligned(x)), ready(w), None, stride, padding, dilation),
+                   want, dtype, "forward views")
+    gy = rng.standard_normal(want.shape).astype(dtype)[:, ::-1]
+    assert_matches(_C.conv2d_small_c_backward_input(ready(misaligned(gy)), ready(misaligned(w)), x.shape, stride,
+                                                    padding, dilation),
+                   numpy_ref.conv2d_backward_input(gy.astype(np.float64), w64, x.shape, stride, padding, dilation, 1),
+                   dtype, "backward_input views")
+    assert_matches(_C.conv2d_small_c_backward_weight(ready(gy), ready(misaligned(x)), w.shape, stride, padding,
+                                                     dilation),
+                   numpy_ref.conv2d_backward_weight(gy.astype(np.float64), x64, w.shape, stride, padding, dilation, 1),
+                   dtype, "backward_weight views")
+
+
+G = ((1, 1), (0, 0, 0, 0), (1, 1))
+
+
+def test_bad_arguments_raise_errors_that_name_them():
+    x = np.zeros((1, 3, 5, 5), np.float64)
+    w = np.zeros((4, 3, 3, 3), np.float64)
+    gy = np.zeros((1, 4, 3, 3), np.float64)
+    f = _C.conv2d_small_c_forward
+    with pytest.raises(TypeError, match="x must be float32 or float64, got float16"):
+        f(x.astype(np.float16), w, None, *G)
+    with pytest.raises(TypeError, match="weight must be float64 like the other arrays, got float32"):
+        f(x, w.astype(np.float32), None, *G)
+    with pytest.raises(ValueError, match="does not fit input"):
+        f(x, w[:, :2].copy(), None, *G)
+    with pytest.raises(ValueError, match="x must have 4 dimensions"):
+        f(x[0], w, None, *G)
+    with pytest.raises(ValueError, match="weight must be C-contiguous"):
+        f(x, w.transpose(0, 1, 3, 2), None, *G)
+    with pytest.raises(ValueError, match=r"bias must have shape \(4,\)"):
+        f(x, w, np.zeros(3), *G)
+    with pytest.raises(ValueError, match="kernel size must be >= 1"):
+        f(x, np.zeros((4, 3, 0, 3)), None, *G)
+    with pytest.raises(ValueError, match="does not fit the padded input"):
+        f(x, np.zeros((4, 3, 6, 1)), None, *G)
+    bi, bw = _C.conv2d_small_c_backward_input, _C.conv2d_small_c_backward_weight
+    with pytest.raises(TypeError, match="grad_y must be float32 or float64, got int64"):
+        bi(gy.astype(np.int64), w, x.shape, *G)
+    with pytest.raises(TypeError, match="weight must be float64 like the other arrays"):
+        bi(gy, w.astype(np.float32), x.shape, *G)
+    with pytest.raises(ValueError, match=r"grad_y must have shape \(2, 4, 3, 3\)"):
+        bi(gy, w, (2, 3, 5, 5), *G)
+    with pytest.raises(ValueError, match="input_shape must have 4 entries"):
+        bi(gy, w, (3, 5, 5), *G)
+    with pytest.raises(ValueError, match="does not fit input"):
+        bi(gy, w, (1, 2, 5, 5), *G)
+    with pytest.raises(ValueError, match="grad_y must be aligned"):
+        bi(misaligned(gy), w, x.shape, *G)
+    with pytest.raises(ValueError, match="stride and dilation must be >= 1"):
+        bi(gy, w, x.shape, (0, 1), (0, 0, 0, 0), (1, 1))
+    with pytest.raises(TypeError, match="x must be float64 like the other arrays"):
+        bw(gy, x.astype(np.float32), w.shape, *G)
+    with pytest.raises(ValueError, match="weight_shape must have 4 entries"):
+        bw(gy, x, (4, 3, 3), *G)
+    with pytest.raises(ValueError, match=r"grad_y must have shape \(1, 5, 3, 3\)"):
+        bw(gy, x, (5, 3, 3, 3), *G)
+    with pytest.raises(ValueError, match="x must be C-contiguous"):
+        bw(gy, x.transpose(0, 1, 3, 2), w.shape, *G)
+    with pytest.raises(ValueError, match="padding must be >= 0"):
+        bw(gy, x, w.shape, (1, 1), (0, 0, -1, 0), (1, 1))
+
+
+def test_sizes_whose_products_overflow_are_rejected_without_allocating():
+    huge = 2 ** 31
+    gy = np.zeros((1, 1, 1, 1), np.float32)
+    w = np.zeros((1, 1, 1, 1), np.float32)
+    with pytest.raises(ValueError, match="overflows 64 bits"):
+        _C.conv2d_small_c_backward_input(gy, w, (huge, 1, huge, huge), (1, 1), (0, 0, 0, 0), (1, 1))
+    with pytest.raises(ValueError, match="overflows 64 bits"):
+        _C.conv2d_small_c_backward_weight(gy, np.zeros((1, 1, 1, 1), np.float32), (huge, 1, huge, huge),
+                                          (1, 1), (0, 0, 0, 0), (1, 1))
+    with pytest.raises(ValueError, match="overflows 64 bits"):
+        _C.conv2d_small_c_forward(np.zeros((1, 1, 1, 1), np.float32), w, None, (1, 1),
+                                  (2 ** 62, 2 ** 62, 0, 0), (1, 1))
+
+
+# ---------------------------------------------------------------------------------------------
+# through the cpu backend (pyconv/backends/cpu_kernels/conv.py dispatches to these kernels)
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def small_c_calls(monkeypatch):
+    """Names of the small-C kernels called while the test runs."""
+    calls = []
+    for name in KERNELS:
+        real = getattr(_C, name)
+        monkeypatch.setattr(_C, name, (lambda real, name: lambda *a: calls.append(name) or real(*a))(real, name))
+    return calls
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_first_layer_autograd_on_the_cpu_backend(dtype, small_c_calls):
+    import pyconv.functional as F
+    from pyconv import backends
+
+    if "cpu" not in backends.available():
+        backends.register("cpu", "pyconv.backends.cpu")
+    rng = np.random.default_rng(14)
+    arrays = [rng.standard_normal(s).astype(dtype) for s in [(3, 3, 11, 13), (7, 3, 3, 3), (7,),
+                                                             (2, 1, 9, 10), (5, 1, 3, 2)]]
+
+    def run(backend):
+        tensors = [pyconv.tensor(a, requires_grad=True) for a in arrays]
+        x, w, b, x1, w1 = tensors
+        with backends.use(backend):
+            y = F.conv2d(x, w, b, padding=1)  # CIFAR-like first layer, C = 3
+            y1 = F.conv2d(x1, w1, None, stride=(2, 1), padding=(1, 0), dilation=(1, 2))  # C = 1
+            ((y * y).sum() + (y1 * y1 * y1).sum()).backward()
+        return [y.detach().numpy(), y1.detach().numpy()] + [t.grad.numpy() for t in tensors]
+
+    want = run("numpy")
+    assert not small_c_calls
+    got = run("cpu")
+    for g, r in zip(got, want):
+        assert_matches(g, r, dtype, "autograd")
+    assert set(small_c_calls) == set(KERNELS)
