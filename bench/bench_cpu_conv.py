@@ -9,6 +9,7 @@ torch.mm. Both libraries run as installed (allocator settings untouched).
     python bench/bench_cpu_conv.py                     # 1 and 2 threads, every shape
     python bench/bench_cpu_conv.py --threads 1 --repeats 3 --only deep --clock cpu
     python bench/bench_cpu_conv.py --threads 1 --reference     # also: speed-up over numpy_ref
+    python bench/bench_cpu_conv.py --threads 1 --clock cpu --only LeNet CIFAR --directions fwd bwd_in bwd_w
 
 stride-1 3x3 layers with many channels run Winograd F(4x4, 3x3) forward and for the input
 gradient (csrc/cpu/winograd.cpp); ``--algorithm gemm`` forces the implicit GEMM for comparison.
@@ -39,6 +40,9 @@ CASES = [
     (32, 256, 56, 56, 64, 1, 1, 1, 0, 1, "1x1"),
     (32, 64, 56, 56, 64, 3, 3, 1, 1, 64, "depthwise"),
     (32, 128, 28, 28, 128, 3, 3, 1, 1, 1, "transposed"),
+    # the mid-sized layers of the training-step targets (LeNet conv2 after pooling, CIFAR conv3)
+    (64, 32, 13, 13, 64, 3, 3, 1, 0, 1, "LeNet conv2"),
+    (64, 64, 8, 8, 128, 3, 3, 1, 1, 1, "CIFAR conv3"),
 ]
 
 
@@ -104,6 +108,22 @@ def conv_pair(case, direction, torch, algorithm="auto", reference=False):
         return ours, theirs
     grad_y = cpu.conv2d_forward(x, weight, None, **geometry)
     tgy = torch.from_numpy(grad_y)
+    if direction in ("bwd_in", "bwd_w"):  # one gradient alone (not with --reference)
+        mask = [direction == "bwd_in", direction == "bwd_w", False]
+
+        def one():
+            if direction == "bwd_w":
+                cpu.conv2d_backward_weight(grad_y, x, weight.shape, **geometry)
+            elif algorithm != "auto":
+                pyconv._native._C.conv2d_backward_input(grad_y, weight, x.shape, (stride,) * 2,
+                                                        (pad,) * 4, (1, 1), groups, algorithm=algorithm)
+            else:
+                cpu.conv2d_backward_input(grad_y, weight, x.shape, **geometry)
+
+        def theirs_one():
+            torch.ops.aten.convolution_backward(tgy, tx, tw, None, [stride] * 2, [pad] * 2, [1, 1],
+                                                False, [0, 0], groups, mask)
+        return one, theirs_one
 
     def ours():
         if algorithm != "auto":
@@ -177,7 +197,8 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--only", nargs="*", default=None,
                         help="run only cases whose shape or label contains one of these strings")
-    parser.add_argument("--directions", nargs="+", default=["fwd", "bwd"], choices=["fwd", "bwd"])
+    parser.add_argument("--directions", nargs="+", default=["fwd", "bwd"], choices=["fwd", "bwd", "bwd_in", "bwd_w"],
+                        help="bwd_in / bwd_w: one gradient alone (bwd: both)")
     parser.add_argument("--gemm", type=int, default=2048, help="square SGEMM size (0: skip)")
     parser.add_argument("--clock", choices=sorted(CLOCKS), default="wall",
                         help="wall time, or this process's CPU time (all its threads; steadier "

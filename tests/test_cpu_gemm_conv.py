@@ -191,6 +191,32 @@ def test_conv2d_larger_shapes_match_reference(name, dtype, threads, cpu):
     check_conv(cpu, LARGE_CONV_CASES[name], dtype, seed=7)
 
 
+# The weight gradient reads a zero-padded channels-last copy of x, in chunks of images (~2 MiB),
+# and packs NR channels of one tap with one copy when C/G is a multiple of NR: channel counts on
+# and off that path, taps straddling panels, several chunks (float64 images of ~190 KiB), strides
+# and dilations that skip padded rows and columns.
+WEIGHT_GRAD_CASES = {
+    "channels_16x": conv_case((3, 32, 11, 9), 20, (3, 3)),
+    "channels_odd": conv_case((2, 21, 9, 10), 13, (3, 3), padding=1),
+    "several_chunks": conv_case((24, 48, 20, 20), 7, (3, 3), padding=1),
+    "grouped_16x": conv_case((2, 64, 7, 7), 8, (3, 3), padding=(2, 0, 1, 1), groups=2),
+    "strided_dilated": conv_case((2, 32, 17, 15), 9, (3, 2), stride=(2, 3), padding=(1, 2, 0, 3),
+                                 dilation=(2, 1)),
+}
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("name", sorted(WEIGHT_GRAD_CASES))
+def test_conv2d_weight_gradient_matches_reference(name, dtype, threads, cpu):
+    x_shape, w_shape, _, geometry = WEIGHT_GRAD_CASES[name]
+    rng = np.random.default_rng(len(name))
+    x = rng.standard_normal(x_shape)
+    gy = rng.standard_normal(numpy_ref.conv2d_forward(x, np.zeros(w_shape), None, **geometry).shape)
+    assert_matches(cpu.conv2d_backward_weight(gy.astype(dtype), x.astype(dtype), w_shape, **geometry),
+                   numpy_ref.conv2d_backward_weight(gy, x, w_shape, **geometry), dtype,
+                   f"conv2d_backward_weight {name}")
+
+
 def test_results_do_not_depend_on_the_thread_count(cpu):
     x_shape, w_shape, _, geometry = LARGE_CONV_CASES["strided_3x3"]
     rng = np.random.default_rng(3)

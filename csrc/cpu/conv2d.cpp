@@ -2,7 +2,8 @@
 // on the micro-kernel of microkernel.h; the packers of conv_packers.h read the NCHW tensors.
 //
 //   forward          y[n, g] (K/G x PQ)  = W_g (K/G x CRS) * cols(x[n, g]) (CRS x PQ)
-//   backward_weight  dW_g (K/G x CRS)   = sum_n grad_y[n, g] (K/G x PQ) * cols(x[n, g])^T
+//   backward_weight  dW_g (K/G x CRS)   = sum_n grad_y[n, g] (K/G x PQ) * cols(x[n, g])^T, the
+//                    columns read from a channels-last copy of x (conv2d_weight_grad.h)
 //   backward_input   stride 1 and C/G >= 64: a forward conv of grad_y with the rotated,
 //                    transposed kernel; otherwise cols = W_g^T * grad_y[n, g] per (image, group),
 //                    a block of columns at a time, each scattered back (col2im) while in cache.
@@ -15,7 +16,9 @@
 #include <array>
 #include <optional>
 #include <string>
+#include <vector>
 
+#include "conv2d_weight_grad.h"
 #include "conv_packers.h"
 #include "register.h"
 #include "validate.h"
@@ -90,24 +93,42 @@ void forward(const ConvGeometry& g, const T* x, const T* w, const T* bias, T* y,
     conv_as_gemm(g, x, MatrixA<T>{w, g.crs(), 1, g.kg() * g.crs()}, bias, y);
 }
 
+// Columns [j, j + len) of a block lie in output row op, from output column oq on.
+struct OutputRun {
+    int64_t j, len, op, oq;
+};
+
 // grad_x[n, g] += columns [j0, j0 + nc) of one (image, group)'s column matrix (rows (c, r, s),
 // row stride nc), scattered back to the pixels they were gathered from.
 template <typename T>
 void col2im_add(const ConvGeometry& g, const T* cols, int64_t j0, int64_t nc, T* grad_x) {
+    // the block's runs of columns within one output row, the same for every (c, r, s) row
+    thread_local std::vector<OutputRun> runs;
+    runs.clear();
+    for (int64_t j = 0; j < nc;) {
+        const int64_t op = (j0 + j) / g.q, oq = (j0 + j) % g.q, len = std::min(nc - j, g.q - oq);
+        runs.push_back({j, len, op, oq});
+        j += len;
+    }
     for (int64_t row = 0; row < g.crs(); ++row, cols += nc) {
         const int64_t tap = row % g.taps(), r = tap / g.s, s = tap % g.s;
         T* plane = grad_x + (row / g.taps()) * g.hw();
-        for (int64_t j = 0; j < nc;) {
-            const int64_t op = (j0 + j) / g.q, oq0 = (j0 + j) % g.q, len = std::min(nc - j, g.q - oq0);
-            const int64_t iy = op * g.sh + r * g.dh - g.top;
-            if (iy >= 0 && iy < g.h) {
-                T* dst = plane + iy * g.w;
-                for (int64_t t = 0; t < len; ++t) {
-                    const int64_t ix = (oq0 + t) * g.sw + s * g.dw - g.left;
-                    if (ix >= 0 && ix < g.w) dst[ix] += cols[j + t];
-                }
+        const int64_t dx = s * g.dw - g.left;
+        for (const OutputRun& u : runs) {
+            const int64_t iy = u.op * g.sh + r * g.dh - g.top;
+            if (iy < 0 || iy >= g.h) continue;
+            T* dst = plane + iy * g.w;
+            const T* src = cols + u.j;
+            if (g.sw == 1) {  // input columns oq + t + dx, t in [lo, hi) inside [0, w): contiguous
+                const int64_t x0 = u.oq + dx;
+                const int64_t lo = std::clamp<int64_t>(-x0, 0, u.len), hi = std::clamp<int64_t>(g.w - x0, lo, u.len);
+                for (int64_t t = lo; t < hi; ++t) dst[x0 + t] += src[t];
+                continue;
             }
-            j += len;
+            for (int64_t t = 0; t < u.len; ++t) {
+                const int64_t ix = (u.oq + t) * g.sw + dx;
+                if (ix >= 0 && ix < g.w) dst[ix] += src[t];
+            }
         }
     }
 }
@@ -164,19 +185,6 @@ void backward_input(const ConvGeometry& g, const T* grad_y, const T* w, T* grad_
             col2im_add(g, cols, j0, nc, out);
         }
     });
-}
-
-template <typename T>
-void backward_weight(const ConvGeometry& g, const T* grad_y, const T* x, T* grad_w) {
-    const int64_t kg = g.kg(), crs = g.crs();
-    gemm<T>(g.groups, g.groups, kg, crs, g.n * g.pq(), OutputRowsOverBatch<T>{grad_y, g},
-            ImplicitColumnsTransposed<T>{x, g}, [](int64_t b) { return b; },
-            [=](int64_t b) {
-                Output<T> o;
-                o.c = grad_w + b * kg * crs;
-                o.ldc = crs;
-                return o;
-            });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -292,7 +300,7 @@ py::array conv2d_backward_weight(const py::array& grad_y, const py::array& x,
         T* out = grad_w.mutable_data();
         {
             py::gil_scoped_release release;
-            backward_weight(g, data_of<T>(grad_y), data_of<T>(x), out);
+            conv2d_weight_grad(g, data_of<T>(grad_y), data_of<T>(x), out);
         }
         return std::move(grad_w);
     });

@@ -188,40 +188,6 @@ struct ImplicitColumns {
     }
 };
 
-// B of the weight gradient for group g = b: rows (n, p, q) over the whole batch (the reduction),
-// columns (c, r, s) of group g: the transpose of ImplicitColumns, stacked over images.
-template <typename T>
-struct ImplicitColumnsTransposed {
-    const T* x;
-    ConvGeometry g;
-
-    void operator()(int64_t grp, int64_t k0, int64_t kc, int64_t j0, int64_t nc, T* dst) const {
-        constexpr int64_t NR = Tile<T>::NR;
-        for (int64_t p0 = 0; p0 < nc; p0 += NR, dst += NR * kc) {
-            const int64_t cols = std::min(NR, nc - p0);
-            for (int64_t t = 0; t < NR; ++t) {
-                T* d = dst + t;
-                if (t >= cols) {
-                    for (int64_t kk = 0; kk < kc; ++kk) d[kk * NR] = T(0);
-                    continue;
-                }
-                const int64_t col = j0 + p0 + t, tap = col % g.taps();
-                const int64_t chan = grp * g.cg() + col / g.taps();
-                const int64_t dy = (tap / g.s) * g.dh - g.top, dx = (tap % g.s) * g.dw - g.left;
-                // walk the reduction rows in runs of one (image, output row)
-                for (int64_t kk = 0, row = k0; kk < kc;) {
-                    const int64_t n = row / g.pq(), pix = row % g.pq(), op = pix / g.q, oq = pix % g.q;
-                    const int64_t len = std::min(kc - kk, g.q - oq), iy = op * g.sh + dy;
-                    const T* in_row = (iy >= 0 && iy < g.h) ? x + ((n * g.c + chan) * g.h + iy) * g.w : nullptr;
-                    copy_clipped(d + kk * NR, NR, in_row, oq * g.sw + dx, g.sw, len, g.w);
-                    kk += len;
-                    row += len;
-                }
-            }
-        }
-    }
-};
-
 // A of the weight gradient for group g: grad_y rows (k) of group g, columns (n, p, q) over the
 // whole batch: A[k, (n, pq)] = grad_y[n, g*K/G + k, pq].
 template <typename T>

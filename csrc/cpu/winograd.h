@@ -32,11 +32,15 @@ struct WinogradConv {
 template <typename T>
 void winograd_conv3x3(const WinogradConv<T>& conv);
 
-// Whether Winograd beats the implicit GEMM for c input and k output channels (measured; see
-// docs/cpu_backend.md): the transforms cost a fixed amount per (tile, channel), the GEMMs a
-// cost proportional to the other channel count, so both must be large enough.
+// Whether Winograd beats the implicit GEMM for c input and k output channels and a p x q output
+// (measured; see docs/cpu_backend.md): the transforms cost a fixed amount per (tile, channel),
+// the GEMMs a cost proportional to the other channel count, so both must be large enough; and
+// every 4x4 tile costs the same however little of it lies inside the output, so at least 3/4 of
+// the tiled area must be output (13 x 13, LeNet's input gradient, covers 169 of 256: the GEMM
+// path is faster there; 14 x 14 covers 196 and stays on Winograd).
 inline bool winograd_pays_off(int64_t c, int64_t k, int64_t p, int64_t q) {
-    return c >= 32 && k >= 32 && p >= 4 && q >= 4;
+    const int64_t tiled = ((p + 3) / 4 * 4) * ((q + 3) / 4 * 4);
+    return c >= 32 && k >= 32 && p >= 4 && q >= 4 && 4 * p * q >= 3 * tiled;
 }
 
 }  // namespace pyconv::cpu
