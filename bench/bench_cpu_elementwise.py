@@ -91,6 +91,21 @@ def cases(torch, n_small, n_large):
                                                      foreach=False, amsgrad=False, beta1=0.9,
                                                      beta2=0.999, lr=1e-3, weight_decay=0.0,
                                                      eps=1e-8, maximize=False)))
+    # binary cross-entropy (mean) on 1e6 probabilities / logits
+    prob = rng.uniform(0.01, 0.99, n).astype(np.float32)
+    t = rng.uniform(0, 1, n).astype(np.float32)
+    logit = rng.standard_normal(n).astype(np.float32)
+    one = np.ones((), np.float32)
+    tprob, tt, tlogit, tone = (torch.from_numpy(a) for a in (prob, t, logit, one))
+    out += [
+        ("bce fwd mean n=1e6", 8 * n, lambda: cpu.binary_cross_entropy_forward(prob, t, None, "mean"),
+         lambda: torch.nn.functional.binary_cross_entropy(tprob, tt)),
+        ("bce bwd mean n=1e6", 12 * n, lambda: cpu.binary_cross_entropy_backward(one, prob, t, None, "mean"),
+         lambda: torch.ops.aten.binary_cross_entropy_backward(tone, tprob, tt, None, 1)),
+        ("bce_with_logits fwd mean n=1e6", 8 * n,
+         lambda: cpu.binary_cross_entropy_with_logits_forward(logit, t, None, None, "mean"),
+         lambda: torch.nn.functional.binary_cross_entropy_with_logits(tlogit, tt)),
+    ]
     return out
 
 
@@ -100,12 +115,14 @@ def main():
     parser.add_argument("--repeats", type=int, default=11)
     parser.add_argument("--clock", choices=sorted(CLOCKS), default="wall")
     parser.add_argument("--sizes", type=float, nargs=2, default=[1e6, 1e7])
+    parser.add_argument("--only", nargs="+", default=[], help="run cases whose label contains one of these")
     args = parser.parse_args()
     import torch
 
     cpu.check_available()
     clock = CLOCKS[args.clock]
-    all_cases = cases(torch, int(args.sizes[0]), int(args.sizes[1]))
+    all_cases = [c for c in cases(torch, int(args.sizes[0]), int(args.sizes[1]))
+                 if not args.only or any(word in c[0] for word in args.only)]
     for threads in args.threads:
         pyconv.set_num_threads(threads)
         torch.set_num_threads(threads)

@@ -1,10 +1,12 @@
-"""The cpu backend's C++ softmax, log_softmax, cross_entropy, nll_loss and mse_loss kernels
-(csrc/cpu/softmax.cpp, loss.cpp) against the NumPy reference: every dim of 1-4-d arrays, the
-stability edges of test_softmax.py and the class-loss cases of test_loss.py (weights, ignored
-rows, all rows ignored, custom ignore_index, label smoothing, +-1e4 and -inf logits, empty
-batches), float64 (1e-12) and float32 (1e-5), 1 and 2 threads; the vectorised float32 exp
-against np.exp; non-contiguous and misaligned inputs; errors at the native boundary; the op
-layer on the cpu backend equal to the numpy backend."""
+"""The cpu backend's C++ softmax, log_softmax, cross_entropy, nll_loss, mse_loss and binary
+cross-entropy kernels (csrc/cpu/softmax.cpp, loss.cpp) against the NumPy reference: every dim of
+1-4-d arrays, the stability edges of test_softmax.py, outputs large enough for streaming stores,
+the class-loss cases of test_loss.py (weights, ignored rows, all rows ignored, custom
+ignore_index, label smoothing, +-1e4 and -inf logits, empty batches) and its bce cases (weight
+shapes, probabilities at 0 and 1, extreme logits, pos_weight), float64 (1e-12) and float32
+(1e-5), 1 and 2 threads; the vectorised float32 exps against np.exp; non-contiguous and
+misaligned inputs; errors at the native boundary; the op layer on the cpu backend equal to the
+numpy backend."""
 
 import numpy as np
 import pytest
@@ -14,7 +16,7 @@ import pyconv.functional as F
 from pyconv import backends
 from pyconv.backends import numpy_ref
 from test_cpu_pool import assert_close, threads  # noqa: F401 (threads is a fixture)
-from test_loss import REDUCTIONS, _class_case
+from test_loss import REDUCTIONS, WEIGHT_SHAPES, _bce_case, _class_case
 
 _C = pyconv._native._C
 pytestmark = pytest.mark.skipif(_C is None or not hasattr(_C, "softmax_forward"),
@@ -111,6 +113,32 @@ def test_stability_edges(cpu, dim, dtype):
 def test_empty_arrays(cpu, dtype):
     for shape, dim in [((3, 0), 1), ((0, 4), 1), ((0, 4), 0), ((2, 0, 3), 2), ((1,), 0)]:
         check_softmax(cpu, np.zeros(shape), dim, dtype, str(shape))
+
+
+def test_float32_fast_exp_within_one_ulp(cpu):
+    """The range-checked exp of the row kernels (exp8_normal, arguments within +-86), read back
+    exactly through log_softmax_backward: with grad_y = [1, 0, ...] per row, grad_x[:, 1:] is
+    -exp(y[:, 1:]) with no other rounding."""
+    y = np.linspace(-86, 86, 100_000, dtype=np.float32).reshape(-1, 100)
+    g = np.zeros_like(y)
+    g[:, 0] = 1
+    got = -cpu.log_softmax_backward(g, y, 1)[:, 1:].astype(np.float64)
+    want = np.exp(y[:, 1:].astype(np.float64))
+    ulps = np.abs(got - want) / np.spacing(np.abs(want.astype(np.float32)))
+    assert ulps.max() <= 1.0, f"max error {ulps.max():.3f} ulp"
+
+
+@pytest.mark.parametrize("shape", [(2100, 1000), (2099, 1001)])
+def test_streamed_outputs(cpu, shape, threads):
+    """Outputs of 2^21 values and more are written with non-temporal stores (from a misaligned
+    row start when rows are 1001 long); rows with a range beyond 86 or non-finite values take the
+    exact exp in the same call."""
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal(shape) * 4
+    x[::5] *= 30
+    x[7, 3], x[8, 0], x[9, :] = np.nan, -np.inf, -np.inf
+    with np.errstate(invalid="ignore"):
+        check_softmax(cpu, x, 1, np.float32, f"streamed {shape}")
 
 
 def test_results_do_not_depend_on_the_thread_count(cpu):
@@ -231,6 +259,156 @@ def test_mse_loss(cpu, shape, reduction, dtype):
             assert_close(got, want, dtype, "mse grad")
 
 
+# ----- binary cross-entropy ------------------------------------------------------------------------
+
+
+def check_bce(cpu, x, t, w, dtype, reduction, what=""):
+    """binary_cross_entropy forward and backward against the reference (float64)."""
+    x, t = np.asarray(x).astype(dtype), np.asarray(t).astype(dtype)
+    w32 = None if w is None else np.asarray(w).astype(dtype)
+    w64 = None if w is None else np.asarray(w, np.float64)
+    rng = np.random.default_rng(11)
+    g = (rng.standard_normal(x.shape) if reduction == "none" else np.array(rng.standard_normal())).astype(dtype)
+    x64, t64, g64 = (a.astype(np.float64) for a in (x, t, g))
+    with np.errstate(all="ignore"):
+        assert_close(cpu.binary_cross_entropy_forward(x, t, w32, reduction),
+                     numpy_ref.binary_cross_entropy_forward(x64, t64, w64, reduction), dtype, f"bce {what}")
+        assert_close(cpu.binary_cross_entropy_backward(g, x, t, w32, reduction),
+                     numpy_ref.binary_cross_entropy_backward(g64, x64, t64, w64, reduction), dtype,
+                     f"bce grad {what}")
+
+
+def check_bce_logits(cpu, x, t, w, pw, dtype, reduction, what=""):
+    x, t = np.asarray(x).astype(dtype), np.asarray(t).astype(dtype)
+    cast = [None if a is None else np.asarray(a).astype(dtype) for a in (w, pw)]
+    ref = [None if a is None else np.asarray(a, np.float64) for a in (w, pw)]
+    rng = np.random.default_rng(12)
+    g = (rng.standard_normal(x.shape) if reduction == "none" else np.array(rng.standard_normal())).astype(dtype)
+    x64, t64, g64 = (a.astype(np.float64) for a in (x, t, g))
+    assert_close(cpu.binary_cross_entropy_with_logits_forward(x, t, *cast, reduction),
+                 numpy_ref.binary_cross_entropy_with_logits_forward(x64, t64, *ref, reduction), dtype,
+                 f"bce_with_logits {what}")
+    got = cpu.binary_cross_entropy_with_logits_backward(g, x, t, *cast, reduction)
+    want = numpy_ref.binary_cross_entropy_with_logits_backward(g64, x64, t64, *ref, reduction)
+    assert isinstance(got, tuple) and len(got) == 2
+    for a, b, name in zip(got, want, ("input", "target")):
+        assert_close(a, b, dtype, f"bce_with_logits grad_{name} {what}")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("weight_shape", sorted(WEIGHT_SHAPES))
+def test_binary_cross_entropy_weights(cpu, weight_shape, reduction, dtype):
+    x, t, rng = _bce_case(80, (3, 4))
+    shape = WEIGHT_SHAPES[weight_shape]
+    w = None if shape is None else rng.uniform(0.3, 2, size=shape)
+    check_bce(cpu, x, t, w, dtype, reduction, weight_shape)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_binary_cross_entropy_at_exact_zero_and_one(cpu, reduction, dtype):
+    """log(0) clamped to -100: a confident wrong answer costs 100, 0 * log(0) costs 0; the
+    gradient's x(1 - x) floored at 1e-12."""
+    x = np.array([0.0, 0.0, 0.0, 1.0, 1.0, 1.0, 0.5, 1e-30, 1 - 1e-7])
+    t = np.array([0.0, 1.0, 0.3, 1.0, 0.0, 0.7, 1.0, 1.0, 0.0])
+    check_bce(cpu, x, t, None, dtype, reduction, "0 and 1")
+    if reduction == "none":
+        got = cpu.binary_cross_entropy_forward(x[:7].astype(dtype), t[:7].astype(dtype), None, "none")
+        np.testing.assert_allclose(got, [0.0, 100.0, 30.0, 0.0, 100.0, 30.0, np.log(2)], rtol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("pos_weight_shape", [None, (4,), (3, 4)])
+@pytest.mark.parametrize("weight_shape", [None, (4,), (3, 1), (1, 4), ()])
+def test_binary_cross_entropy_with_logits_weights(cpu, weight_shape, pos_weight_shape, reduction, dtype):
+    rng = np.random.default_rng(90)
+    x = rng.standard_normal((3, 4)) * 4
+    t = rng.uniform(0, 1, size=(3, 4))
+    w = None if weight_shape is None else rng.uniform(0.3, 2, size=weight_shape)
+    pw = None if pos_weight_shape is None else rng.uniform(0.3, 3, size=pos_weight_shape)
+    check_bce_logits(cpu, x, t, w, pw, dtype, reduction, f"w {weight_shape} pw {pos_weight_shape}")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("with_pos_weight", [False, True])
+def test_binary_cross_entropy_with_logits_extreme_logits(cpu, with_pos_weight, dtype):
+    x = np.array([[100.0, -100.0, 100.0, -100.0], [1e4, -1e4, 50.0, -50.0]])
+    t = np.array([[1.0, 0.0, 0.0, 1.0], [0.5, 0.5, 1.0, 0.0]])
+    pw = np.array([2.0, 0.5, 3.0, 1.5]) if with_pos_weight else None
+    for reduction in REDUCTIONS:
+        check_bce_logits(cpu, x, t, None, pw, dtype, reduction, "extreme")
+    values = cpu.binary_cross_entropy_with_logits_forward(x.astype(dtype), t.astype(dtype), None,
+                                                          None if pw is None else pw.astype(dtype), "none")
+    assert np.all(np.isfinite(values))
+    scale = pw if with_pos_weight else np.ones(4)
+    np.testing.assert_allclose(values[0], [0.0, 0.0, 100.0, 100.0 * scale[3]], rtol=1e-6, atol=1e-30)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("shape", [(), (7,), (2, 3, 2, 2), (0, 3), (300, 1000)])
+def test_binary_cross_entropy_shapes(cpu, shape, reduction, dtype, threads):
+    """Scalars, empty inputs and a large one (several reduction blocks, split over threads)."""
+    rng = np.random.default_rng(13)
+    p, t = rng.uniform(0.001, 0.999, shape), rng.uniform(0, 1, shape)
+    w = rng.uniform(0.5, 2, shape[-1:]) if shape else None
+    check_bce(cpu, p, t, w, dtype, reduction, str(shape))
+    check_bce_logits(cpu, rng.standard_normal(shape) * 5, t, w, w, dtype, reduction, str(shape))
+
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_binary_cross_entropy_vector_lanes_with_edges(cpu, reduction):
+    """float32 runs 8 lanes with vectorised logs when every lane is an ordinary value; edge values
+    scattered among ordinary ones (0, 1, denormals, NaN, +-inf, +-1e4 logits) send their group
+    of 8 to the scalar path. A per-class weight of 7 wraps inside the vectors."""
+    rng = np.random.default_rng(15)
+    shape = (587, 7)
+    p, t = rng.uniform(0.001, 0.999, shape), rng.uniform(0, 1, shape)
+    x = rng.standard_normal(shape) * 6
+    flat_p, flat_x = p.reshape(-1), x.reshape(-1)
+    at = rng.choice(p.size, 40, replace=False)
+    flat_p[at[:20]] = np.resize([0.0, 1.0, 1e-40, 1e-30, 1 - 1e-7], 20)
+    flat_x[at[20:]] = np.resize([np.nan, np.inf, -np.inf, 1e4, -1e4, 88.0, -88.0], 20)
+    w = rng.uniform(0.5, 2, 7)
+    with np.errstate(all="ignore"):
+        check_bce(cpu, p, t, w, np.float32, reduction, "edges")
+        check_bce_logits(cpu, x, t, w, w[::-1].copy(), np.float32, reduction, "edges")
+        check_bce_logits(cpu, np.where(np.isnan(x), 0.5, x), t, None, None, np.float32, reduction, "edges")
+
+
+def test_binary_cross_entropy_sums_do_not_depend_on_the_thread_count(cpu):
+    rng = np.random.default_rng(14)
+    p, t = rng.uniform(0.01, 0.99, 200_000).astype(np.float32), rng.uniform(0, 1, 200_000).astype(np.float32)
+    out = []
+    for n in (1, 2):
+        pyconv.set_num_threads(n)
+        out.append([cpu.binary_cross_entropy_forward(p, t, None, "sum"),
+                    cpu.binary_cross_entropy_with_logits_forward(p, t, None, None, "mean")])
+    pyconv.set_num_threads(1)
+    for a, b in zip(*out):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_binary_cross_entropy_errors_at_the_native_boundary():
+    p = np.full((3, 4), 0.5, np.float32)
+    with pytest.raises(ValueError, match="target must have shape"):
+        _C.binary_cross_entropy_forward(p, p[:2].copy(), None, "mean")
+    with pytest.raises(TypeError, match="target must be float32"):
+        _C.binary_cross_entropy_backward(np.array(1.0, np.float32), p, p.astype(np.float64), None, "sum")
+    with pytest.raises(ValueError, match="weight must be a flat array whose length divides"):
+        _C.binary_cross_entropy_forward(p, p, np.ones(5, np.float32), "sum")
+    with pytest.raises(ValueError, match="pos_weight must have 1 dimensions"):
+        _C.binary_cross_entropy_with_logits_forward(p, p, None, p, "sum")
+    with pytest.raises(ValueError, match="reduction must be 'none', 'mean' or 'sum', got 'avg'"):
+        _C.binary_cross_entropy_with_logits_backward(np.array(1.0, np.float32), p, p, None, None, "avg")
+    with pytest.raises(ValueError, match="grad_loss must have shape"):
+        _C.binary_cross_entropy_backward(np.ones(3, np.float32), p, p, None, "none")
+    with pytest.raises(TypeError, match="input must be float32 or float64"):
+        _C.binary_cross_entropy_forward(p.astype(np.int32), p, None, "sum")
+
+
 # ----- layout, errors, op layer -----------------------------------------------------------------------
 
 
@@ -289,7 +467,8 @@ def test_errors_at_the_native_boundary():
         _C.mse_loss_forward(x, x[:2].copy(), "sum")
 
 
-@pytest.mark.parametrize("op", ["softmax", "log_softmax", "cross_entropy", "nll_loss", "mse_loss"])
+@pytest.mark.parametrize("op", ["softmax", "log_softmax", "cross_entropy", "nll_loss", "mse_loss", "bce",
+                                "bce_with_logits"])
 def test_op_layer_on_cpu_matches_numpy(op):
     rng = np.random.default_rng(8)
     values = rng.standard_normal((4, 5, 3))
@@ -300,7 +479,11 @@ def test_op_layer_on_cpu_matches_numpy(op):
           "log_softmax": lambda t: F.log_softmax(t, -1),
           "cross_entropy": lambda t: F.cross_entropy(t, pyconv.tensor(target), label_smoothing=0.1),
           "nll_loss": lambda t: F.nll_loss(t, pyconv.tensor(target), pyconv.tensor(np.linspace(0.5, 2, 5))),
-          "mse_loss": lambda t: F.mse_loss(t, pyconv.tensor(other))}[op]
+          "mse_loss": lambda t: F.mse_loss(t, pyconv.tensor(other)),
+          "bce": lambda t: F.binary_cross_entropy(F.sigmoid(t), pyconv.tensor(np.abs(np.tanh(other))),
+                                                  pyconv.tensor(np.linspace(0.5, 2, 3))),
+          "bce_with_logits": lambda t: F.binary_cross_entropy_with_logits(
+              t, pyconv.tensor(np.abs(np.tanh(other))), pos_weight=pyconv.tensor(np.linspace(0.5, 2, 3)))}[op]
     results = {}
     for name in ("numpy", "cpu"):
         with backends.use(name):

@@ -106,6 +106,85 @@ void adam_range(T* __restrict__ param, T* __restrict__ exp_avg, T* __restrict__ 
     }
 }
 
+#if PYCONV_VMATH_AVX2
+// Lanes of T on AVX2 with the scalar loop's IEEE operations (no FMA): same bits per element.
+template <typename T>
+struct Lanes;
+
+template <>
+struct Lanes<float> {
+    using V = __m256;
+    static constexpr int n = 8;
+    static V load(const float* p) { return _mm256_loadu_ps(p); }
+    static void store(float* p, V v) { _mm256_storeu_ps(p, v); }
+    static V set(float a) { return _mm256_set1_ps(a); }
+    static V add(V a, V b) { return _mm256_add_ps(a, b); }
+    static V sub(V a, V b) { return _mm256_sub_ps(a, b); }
+    static V mul(V a, V b) { return _mm256_mul_ps(a, b); }
+    static V div(V a, V b) { return _mm256_div_ps(a, b); }
+    static V sqrt(V a) { return _mm256_sqrt_ps(a); }
+    static V neg(V a) { return _mm256_xor_ps(a, _mm256_set1_ps(-0.0f)); }
+    static V nan_max(V a, V b) {  // a if a is NaN or a >= b, else b
+        const V keep = _mm256_or_ps(_mm256_cmp_ps(a, a, _CMP_UNORD_Q), _mm256_cmp_ps(a, b, _CMP_GE_OQ));
+        return _mm256_blendv_ps(b, a, keep);
+    }
+};
+
+template <>
+struct Lanes<double> {
+    using V = __m256d;
+    static constexpr int n = 4;
+    static V load(const double* p) { return _mm256_loadu_pd(p); }
+    static void store(double* p, V v) { _mm256_storeu_pd(p, v); }
+    static V set(double a) { return _mm256_set1_pd(a); }
+    static V add(V a, V b) { return _mm256_add_pd(a, b); }
+    static V sub(V a, V b) { return _mm256_sub_pd(a, b); }
+    static V mul(V a, V b) { return _mm256_mul_pd(a, b); }
+    static V div(V a, V b) { return _mm256_div_pd(a, b); }
+    static V sqrt(V a) { return _mm256_sqrt_pd(a); }
+    static V neg(V a) { return _mm256_xor_pd(a, _mm256_set1_pd(-0.0)); }
+    static V nan_max(V a, V b) {
+        const V keep = _mm256_or_pd(_mm256_cmp_pd(a, a, _CMP_UNORD_Q), _mm256_cmp_pd(a, b, _CMP_GE_OQ));
+        return _mm256_blendv_pd(b, a, keep);
+    }
+};
+
+// adam_range on full vectors (g++ does not vectorise the scalar loop: std::sqrt may set errno),
+// the scalar loop for the ragged end.
+template <typename T, bool Maximize, bool Coupled, bool Decoupled, bool FromEnd, bool Amsgrad>
+void adam_range_simd(T* __restrict__ param, T* __restrict__ exp_avg, T* __restrict__ exp_avg_sq,
+                     T* __restrict__ max_exp_avg_sq, const T* __restrict__ grad, const AdamScalars& s,
+                     int64_t begin, int64_t end) {
+    using L = Lanes<T>;
+    using V = typename L::V;
+    const V decay = L::set(T(s.decay)), lw = L::set(T(s.lerp_weight)), beta2 = L::set(T(s.beta2)),
+            omb2 = L::set(T(s.one_minus_beta2)), step = L::set(T(s.neg_step_size)),
+            bc2 = L::set(T(s.bias_correction2_sqrt)), eps = L::set(T(s.eps));
+    int64_t i = begin;
+    for (; i + L::n <= end; i += L::n) {
+        V p = L::load(param + i);
+        V g = L::load(grad + i);
+        if constexpr (Maximize) g = L::neg(g);
+        if constexpr (Coupled) g = L::add(g, L::mul(decay, p));
+        if constexpr (Decoupled) p = L::mul(p, decay);
+        V m = L::load(exp_avg + i);
+        m = FromEnd ? L::sub(g, L::mul(L::sub(g, m), lw)) : L::add(m, L::mul(lw, L::sub(g, m)));
+        L::store(exp_avg + i, m);
+        V v = L::mul(L::load(exp_avg_sq + i), beta2);
+        v = L::add(v, L::mul(L::mul(omb2, g), g));
+        L::store(exp_avg_sq + i, v);
+        if constexpr (Amsgrad) {
+            v = L::nan_max(L::load(max_exp_avg_sq + i), v);
+            L::store(max_exp_avg_sq + i, v);
+        }
+        const V denom = L::add(L::div(L::sqrt(v), bc2), eps);
+        L::store(param + i, L::add(p, L::div(L::mul(step, m), denom)));
+    }
+    adam_range<T, Maximize, Coupled, Decoupled, FromEnd, Amsgrad>(param, exp_avg, exp_avg_sq, max_exp_avg_sq,
+                                                                   grad, s, i, end);
+}
+#endif
+
 // An array the kernel writes: x's dtype and shape, C-contiguous, aligned, writeable.
 template <typename T>
 T* in_place(const py::array& a, const char* op, const char* name, const Shape& shape) {
@@ -182,8 +261,13 @@ void adam_step(const py::array& param, const py::array& grad, const py::array& e
         with_flag(lerp_from_end, [&](auto from_end) {
         with_flag(amsgrad, [&](auto ams) {
             vmath::for_each_range(n, kParallelMin, [&](int64_t begin, int64_t end) {
+#if PYCONV_VMATH_AVX2
+                adam_range_simd<T, decltype(mx)::value, decltype(coupled)::value, decltype(decoupled)::value,
+                                decltype(from_end)::value, decltype(ams)::value>(p, m, v, vmax, g, s, begin, end);
+#else
                 adam_range<T, decltype(mx)::value, decltype(coupled)::value, decltype(decoupled)::value,
                            decltype(from_end)::value, decltype(ams)::value>(p, m, v, vmax, g, s, begin, end);
+#endif
             });
         }); }); }); }); });
         return 0;

@@ -38,6 +38,11 @@ Layout layout_of(const py::array& a, int64_t dim, const char* op, const char* na
     return l;
 }
 
+// Outputs of 2M values or more (8 MB in float32, the size of the L3) are written with
+// non-temporal stores: they would not stay cached for the next op anyway, and streaming saves
+// reading every output line in before overwriting it.
+inline bool streams(const Layout& l) { return l.outer * l.len >= (int64_t(1) << 21); }
+
 constexpr int64_t kBlock = 64;  // columns reduced together when dim is not the last
 
 // Runs f(offset of the block's first value, block width) over every (outer, column block).
@@ -56,16 +61,14 @@ template <typename T>
 void forward(Kind kind, const T* x, T* y, const Layout& l) {
     if (l.len == 0) return;
     if (l.inner == 1) {
+        const bool stream = streams(l);
         rows::for_chunks(l.outer, l.len, [&](int64_t r0, int64_t r1) {
             for (int64_t r = r0; r < r1; ++r) {
-                const T* xr = x + r * l.len;
-                T* yr = y + r * l.len;
-                const T m = rows::max(xr, l.len);
-                if (kind == Kind::Softmax) {
-                    rows::scale(yr, T(1) / rows::exp_store(xr, m, yr, l.len), l.len);
-                } else {
-                    rows::sub2(xr, m, std::log(rows::exp_sum(xr, m, l.len)), yr, l.len);
-                }
+                const T* next = r + 1 < r1 ? x + (r + 1) * l.len : nullptr;
+                if (kind == Kind::Softmax)
+                    rows::softmax_row(x + r * l.len, y + r * l.len, l.len, stream, next);
+                else
+                    rows::log_softmax_row(x + r * l.len, y + r * l.len, l.len, stream, next);
             }
         });
         return;
@@ -108,13 +111,18 @@ template <typename T>
 void backward(Kind kind, const T* g, const T* y, T* gx, const Layout& l) {
     if (l.len == 0) return;
     if (l.inner == 1) {
+        const bool stream = streams(l);
         rows::for_chunks(l.outer, l.len, [&](int64_t r0, int64_t r1) {
             for (int64_t r = r0; r < r1; ++r) {
                 const int64_t o = r * l.len;
+                const bool more = r + 1 < r1;
                 if (kind == Kind::Softmax)
-                    rows::softmax_grad(g + o, y + o, rows::dot(g + o, y + o, l.len), gx + o, l.len);
+                    rows::softmax_grad_row(g + o, y + o, gx + o, l.len, stream, more ? g + o + l.len : nullptr,
+                                           more ? y + o + l.len : nullptr);
                 else
-                    rows::log_softmax_grad(g + o, y + o, rows::sum(g + o, l.len), gx + o, l.len);
+                    // no streaming here: measured slower (the exp-bound pass hides the write-backs)
+                    rows::log_softmax_grad_row(g + o, y + o, gx + o, l.len, false, more ? g + o + l.len : nullptr,
+                                               more ? y + o + l.len : nullptr);
             }
         });
         return;

@@ -31,11 +31,9 @@ namespace pyconv::cpu::rows {
 // ---------------------------------------------------------------------------------------------
 
 #if PYCONV_ROWS_AVX2
-inline __m256 exp8(__m256 x) {
-    x = _mm256_min_ps(_mm256_set1_ps(89.0f), _mm256_max_ps(_mm256_set1_ps(-104.0f), x));
-    const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
-                                     _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    // ln2 split so that n * hi is exact for |n| <= 150
+// exp(x - n ln2) for integral n with |x - n ln2| <= ln2/2 (a little more is fine): ln2 split so
+// that n * hi is exact for |n| <= 150, then Cephes' expf polynomial.
+inline __m256 exp8_reduced(__m256 x, __m256 n) {
     __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
     r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
     __m256 p = _mm256_set1_ps(1.9875691500e-4f);
@@ -45,7 +43,14 @@ inline __m256 exp8(__m256 x) {
     p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
     p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
     p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), r);
-    p = _mm256_add_ps(p, _mm256_set1_ps(1.0f));
+    return _mm256_add_ps(p, _mm256_set1_ps(1.0f));
+}
+
+inline __m256 exp8(__m256 x) {
+    x = _mm256_min_ps(_mm256_set1_ps(89.0f), _mm256_max_ps(_mm256_set1_ps(-104.0f), x));
+    const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                                     _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    const __m256 p = exp8_reduced(x, n);
     const __m256i ni = _mm256_cvtps_epi32(n);
     const __m256i half = _mm256_srai_epi32(ni, 1);
     const __m256i bias = _mm256_set1_epi32(127);
@@ -54,6 +59,21 @@ inline __m256 exp8(__m256 x) {
         _mm256_slli_epi32(_mm256_add_epi32(_mm256_sub_epi32(ni, half), bias), 23));
     return _mm256_mul_ps(_mm256_mul_ps(p, s1), s2);
 }
+
+// exp(x) for lanes with |x| <= 86 only (the result is then a normal float): the same reduction
+// and polynomial as exp8, but n comes from the 1.5 * 2^23 rounding trick and 2^n is added to the
+// exponent bits directly, 8 fewer vector instructions. Callers check the range per row.
+inline __m256 exp8_normal(__m256 x) {
+    const __m256 magic = _mm256_set1_ps(12582912.0f);
+    const __m256 nb = _mm256_fmadd_ps(x, _mm256_set1_ps(1.44269504088896341f), magic);  // low bits: n
+    const __m256 p = exp8_reduced(x, _mm256_sub_ps(nb, magic));
+    // nb's bits are 0x4B400000 + n: shifted by 23 only n << 23 is left
+    const __m256i e = _mm256_slli_epi32(_mm256_castps_si256(nb), 23);
+    return _mm256_castsi256_ps(_mm256_add_epi32(_mm256_castps_si256(p), e));
+}
+
+// Arguments in [-kNormalExp, kNormalExp] may take exp8_normal.
+constexpr float kNormalExp = 86.0f;
 
 // Lanes [0, r) set, r in [0, 8].
 inline __m256i tail_mask(int64_t r) {
@@ -283,6 +303,195 @@ inline void ce_grad<float>(const float* lp, float a, float b, const float* w, fl
         const __m256 bw = w ? _mm256_mul_ps(vb, load(w + i, m, full)) : vb;
         store(gx + i, _mm256_mul_ps(_mm256_fmsub_ps(exp8(load(lp + i, m, full)), va, bw), vr), m, full);
     });
+}
+#endif
+
+// ---------------------------------------------------------------------------------------------
+// Whole-row passes: softmax / log_softmax forward and backward of one contiguous row. With
+// `stream`, the output's aligned full vectors are written with non-temporal stores (no read
+// for ownership of lines that leave the cache anyway); the arithmetic is the same either way.
+// ---------------------------------------------------------------------------------------------
+
+template <typename T>
+inline void softmax_row(const T* x, T* y, int64_t n, bool /*stream*/, const T* /*next*/ = nullptr) {
+    scale(y, T(1) / exp_store(x, max(x, n), y, n), n);
+}
+
+template <typename T>
+inline void log_softmax_row(const T* x, T* y, int64_t n, bool /*stream*/, const T* /*next*/ = nullptr) {
+    const T m = max(x, n);
+    sub2(x, m, std::log(exp_sum(x, m, n)), y, n);
+}
+
+template <typename T>
+inline void softmax_grad_row(const T* g, const T* y, T* gx, int64_t n, bool /*stream*/,
+                             const T* /*next_g*/ = nullptr, const T* /*next_y*/ = nullptr) {
+    softmax_grad(g, y, dot(g, y, n), gx, n);
+}
+
+template <typename T>
+inline void log_softmax_grad_row(const T* g, const T* y, T* gx, int64_t n, bool /*stream*/,
+                                 const T* /*next_g*/ = nullptr, const T* /*next_y*/ = nullptr) {
+    log_softmax_grad(g, y, sum(g, n), gx, n);
+}
+
+#if PYCONV_ROWS_AVX2
+// out[i, i + 8) = f(i, mask, full) over [0, n) (see for_vectors). With `stream`, a masked head
+// vector first brings out + i to a 32-byte boundary, then full vectors are streamed.
+template <class F>
+inline void write_vectors(float* out, int64_t n, bool stream, F&& f) {
+    if (!stream) {
+        for_vectors(n, [&](int64_t i, __m256i m, bool full) { store(out + i, f(i, m, full), m, full); });
+        return;
+    }
+    const int64_t head = std::min<int64_t>(n, ((32 - (reinterpret_cast<uintptr_t>(out) & 31)) & 31) / 4);
+    if (head > 0) {
+        const __m256i m = tail_mask(head);
+        store(out, f(0, m, false), m, false);
+    }
+    const __m256i full = _mm256_set1_epi32(-1);
+    int64_t i = head;
+    for (; i + 8 <= n; i += 8) _mm256_stream_ps(out + i, f(i, full, true));
+    if (i < n) {
+        const __m256i m = tail_mask(n - i);
+        store(out + i, f(i, m, false), m, false);
+    }
+    _mm_sfence();
+}
+
+// The row's max, and whether every exp(x - max) may take exp8_normal: no NaN or inf (their sum
+// would not be finite) and max - min <= kNormalExp.
+struct RowMax {
+    float max;
+    bool normal;
+};
+
+inline RowMax max_checked(const float* x, int64_t n) {
+    const __m256 ninf = _mm256_set1_ps(-std::numeric_limits<float>::infinity());
+    __m256 hi = ninf, lo = _mm256_set1_ps(std::numeric_limits<float>::infinity()), s = _mm256_setzero_ps();
+    for_vectors(n, [&](int64_t i, __m256i m, bool full) {
+        const __m256 v = load(x + i, m, full);
+        const __m256 keep = _mm256_castsi256_ps(m);
+        hi = _mm256_max_ps(hi, full ? v : _mm256_blendv_ps(ninf, v, keep));
+        lo = _mm256_min_ps(lo, full ? v : _mm256_blendv_ps(_mm256_sub_ps(_mm256_setzero_ps(), ninf), v, keep));
+        s = _mm256_add_ps(s, v);
+    });
+    RowMax r;
+    r.max = hmax(hi);
+    const float mn = -hmax(_mm256_sub_ps(_mm256_setzero_ps(), lo));
+    r.normal = std::isfinite(hsum(s)) && r.max - mn <= kNormalExp;
+    return r;
+}
+
+template <bool Normal>
+inline __m256 exp8_sel(__m256 x) {
+    if constexpr (Normal) return exp8_normal(x);
+    else return exp8(x);
+}
+
+inline void prefetch(const float* p) { _mm_prefetch(reinterpret_cast<const char*>(p), _MM_HINT_T0); }
+
+// exp(x - shift) into y (or only summed when y is null); returns the sum (exp_store's order).
+// The pass is compute-bound: it pulls the next row (`next`, n values, may be null) into L1 meanwhile.
+template <bool Normal>
+inline float exp_rows_pass(const float* x, float shift, float* y, int64_t n, const float* next) {
+    const __m256 s = _mm256_set1_ps(shift);
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        if (next) prefetch(next + i);
+        const __m256 e0 = exp8_sel<Normal>(_mm256_sub_ps(_mm256_loadu_ps(x + i), s));
+        const __m256 e1 = exp8_sel<Normal>(_mm256_sub_ps(_mm256_loadu_ps(x + i + 8), s));
+        if (y) {
+            _mm256_storeu_ps(y + i, e0);
+            _mm256_storeu_ps(y + i + 8, e1);
+        }
+        acc0 = _mm256_add_ps(acc0, e0);
+        acc1 = _mm256_add_ps(acc1, e1);
+    }
+    for_vectors(n - i, [&](int64_t j, __m256i m, bool full) {
+        const __m256 e = _mm256_and_ps(exp8_sel<Normal>(_mm256_sub_ps(load(x + i + j, m, full), s)),
+                                       _mm256_castsi256_ps(m));
+        if (y) store(y + i + j, e, m, full);
+        acc0 = _mm256_add_ps(acc0, e);
+    });
+    return hsum(_mm256_add_ps(acc0, acc1));
+}
+
+inline float exp_rows(const RowMax& st, const float* x, float* y, int64_t n, const float* next) {
+    return st.normal ? exp_rows_pass<true>(x, st.max, y, n, next) : exp_rows_pass<false>(x, st.max, y, n, next);
+}
+
+// Rows up to this long are exponentiated into a stack buffer (L1), then scaled into y.
+constexpr int64_t kRowBuffer = 4096;
+
+template <>
+inline void softmax_row<float>(const float* x, float* y, int64_t n, bool stream, const float* next) {
+    const RowMax st = max_checked(x, n);
+    if (n > kRowBuffer) {
+        scale(y, 1.0f / exp_rows(st, x, y, n, nullptr), n);
+        return;
+    }
+    alignas(32) float e[kRowBuffer];
+    const __m256 f = _mm256_set1_ps(1.0f / exp_rows(st, x, e, n, next));
+    write_vectors(y, n, stream, [&](int64_t i, __m256i m, bool full) { return _mm256_mul_ps(load(e + i, m, full), f); });
+}
+
+template <>
+inline void log_softmax_row<float>(const float* x, float* y, int64_t n, bool stream, const float* next) {
+    const RowMax st = max_checked(x, n);
+    const __m256 a = _mm256_set1_ps(st.max);
+    const __m256 b = _mm256_set1_ps(std::log(exp_rows(st, x, nullptr, n, n <= kRowBuffer ? next : nullptr)));
+    write_vectors(y, n, stream, [&](int64_t i, __m256i m, bool full) {
+        return _mm256_sub_ps(_mm256_sub_ps(load(x + i, m, full), a), b);
+    });
+}
+
+template <>
+inline void softmax_grad_row<float>(const float* g, const float* y, float* gx, int64_t n, bool stream,
+                                    const float* next_g, const float* next_y) {
+    if (n > kRowBuffer) next_g = next_y = nullptr;
+    const __m256 d = _mm256_set1_ps(dot(g, y, n));
+    write_vectors(gx, n, stream, [&](int64_t i, __m256i m, bool full) {
+        if (next_g && full) {  // keeps memory busy while this row is finished from L1
+            prefetch(next_g + i);
+            prefetch(next_y + i);
+        }
+        return _mm256_mul_ps(load(y + i, m, full), _mm256_sub_ps(load(g + i, m, full), d));
+    });
+}
+
+template <bool Normal>
+inline void log_softmax_grad_pass(const float* g, const float* y, float s, float* gx, int64_t n, bool stream,
+                                  const float* next_g, const float* next_y) {
+    const __m256 vs = _mm256_set1_ps(s);
+    write_vectors(gx, n, stream, [&](int64_t i, __m256i m, bool full) {
+        if (next_g && full) {  // each line twice: cheaper than tracking alignment
+            prefetch(next_g + i);
+            prefetch(next_y + i);
+        }
+        return _mm256_fnmadd_ps(exp8_sel<Normal>(load(y + i, m, full)), vs, load(g + i, m, full));
+    });
+}
+
+// sum(g) (sum<float>'s order), and whether every y lies in [-kNormalExp, kNormalExp]
+template <>
+inline void log_softmax_grad_row<float>(const float* g, const float* y, float* gx, int64_t n, bool stream,
+                                        const float* next_g, const float* next_y) {
+    if (n > kRowBuffer) next_g = next_y = nullptr;  // the next rows would not fit in L1 with this one
+    const float inf = std::numeric_limits<float>::infinity();
+    __m256 acc = _mm256_setzero_ps(), hi = _mm256_set1_ps(-inf), lo = _mm256_set1_ps(inf), ys = _mm256_setzero_ps();
+    for_vectors(n, [&](int64_t i, __m256i m, bool full) {
+        acc = _mm256_add_ps(acc, load(g + i, m, full));
+        const __m256 v = load(y + i, m, full);  // missing lanes are 0, inside the range
+        hi = _mm256_max_ps(hi, v);
+        lo = _mm256_min_ps(lo, v);
+        ys = _mm256_add_ps(ys, v);
+    });
+    const float mx = hmax(hi), mn = -hmax(_mm256_sub_ps(_mm256_setzero_ps(), lo));
+    const bool normal = std::isfinite(hsum(ys)) && mx <= kNormalExp && mn >= -kNormalExp;
+    if (normal) log_softmax_grad_pass<true>(g, y, hsum(acc), gx, n, stream, next_g, next_y);
+    else log_softmax_grad_pass<false>(g, y, hsum(acc), gx, n, stream, next_g, next_y);
 }
 #endif
 

@@ -153,6 +153,42 @@ inline __m256 gauss8(__m256 x) {
     return exp8_pair(_mm256_mul_ps(half, xx), _mm256_mul_ps(half, xx_err));
 }
 
+// log(x) for positive normal finite lanes only (callers check): x = m 2^e with m in
+// [sqrt(1/2), sqrt(2)), log(m) by Cephes' logf polynomial, e ln2 added in two parts.
+inline __m256 log8_normal(__m256 x) {
+    const __m256i bits = _mm256_castps_si256(x);
+    __m256 e = _mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_srli_epi32(bits, 23), _mm256_set1_epi32(126)));
+    __m256 m = _mm256_castsi256_ps(_mm256_or_si256(_mm256_and_si256(bits, _mm256_set1_epi32(0x007FFFFF)),
+                                                   _mm256_set1_epi32(0x3F000000)));  // [0.5, 1)
+    const __m256 low = _mm256_cmp_ps(m, splat(0.707106781186547524f), _CMP_LT_OQ);
+    e = _mm256_sub_ps(e, _mm256_and_ps(low, splat(1.0f)));
+    m = _mm256_sub_ps(_mm256_add_ps(m, _mm256_and_ps(low, m)), splat(1.0f));  // 2m - 1 or m - 1
+    const __m256 z = _mm256_mul_ps(m, m);
+    __m256 y = splat(7.0376836292e-2f);
+    y = _mm256_fmadd_ps(y, m, splat(-1.1514610310e-1f));
+    y = _mm256_fmadd_ps(y, m, splat(1.1676998740e-1f));
+    y = _mm256_fmadd_ps(y, m, splat(-1.2420140846e-1f));
+    y = _mm256_fmadd_ps(y, m, splat(1.4249322787e-1f));
+    y = _mm256_fmadd_ps(y, m, splat(-1.6668057665e-1f));
+    y = _mm256_fmadd_ps(y, m, splat(2.0000714765e-1f));
+    y = _mm256_fmadd_ps(y, m, splat(-2.4999993993e-1f));
+    y = _mm256_fmadd_ps(y, m, splat(3.3333331174e-1f));
+    y = _mm256_mul_ps(_mm256_mul_ps(y, m), z);
+    y = _mm256_fmadd_ps(e, splat(-2.12194440e-4f), y);
+    y = _mm256_fmadd_ps(z, splat(-0.5f), y);
+    return _mm256_fmadd_ps(e, splat(0.693359375f), _mm256_add_ps(m, y));
+}
+
+// log(1 + y) for lanes where u = 1 + y is a positive normal float: log(u) * y / (u - 1), which
+// corrects the rounding of 1 + y (y itself where u == 1).
+inline __m256 log1p8_normal(__m256 y) {
+    const __m256 u = _mm256_add_ps(splat(1.0f), y);
+    const __m256 d = _mm256_sub_ps(u, splat(1.0f));
+    const __m256 one = _mm256_cmp_ps(d, _mm256_setzero_ps(), _CMP_EQ_OQ);
+    const __m256 r = _mm256_mul_ps(log8_normal(u), _mm256_div_ps(y, _mm256_blendv_ps(d, splat(1.0f), one)));
+    return _mm256_blendv_ps(r, y, one);
+}
+
 // v (4 + 4 doubles) as the float pair (hi, lo) with hi + lo = v to about 2^-48 relative
 inline void split_pair(__m256d v0, __m256d v1, __m256& hi, __m256& lo) {
     const __m128 h0 = _mm256_cvtpd_ps(v0), h1 = _mm256_cvtpd_ps(v1);

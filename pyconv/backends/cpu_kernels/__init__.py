@@ -25,9 +25,9 @@ def ready(a):
     The C++ side reads arrays in place and rejects anything else."""
     if a is None:
         return None
-    flags = getattr(a, "flags", None)
-    if flags is not None and flags.c_contiguous and flags.aligned:  # the common case, ~10x
-        return a                                                     # cheaper than np.require
+    # the common case, ~4x cheaper than np.require (NumPy scalars have flags too: not arrays)
+    if type(a) is np.ndarray and a.flags.c_contiguous and a.flags.aligned:
+        return a
     return np.require(a, requirements=("C_CONTIGUOUS", "ALIGNED"))
 
 
