@@ -1,5 +1,5 @@
-"""The direct conv2d kernels of the cpu backend (depthwise, small-C first layers) vs PyTorch CPU
-and vs the phase A implicit-GEMM path (_C.conv2d_forward/backward_*), side by side.
+"""The special conv2d kernels of the cpu backend (depthwise, pointwise 1x1, small-C first layers)
+vs PyTorch CPU and vs the generic path (_C.conv2d_forward/backward_*), side by side.
 
 For the depthwise and first-layer shapes of ../shared/design/PERFORMANCE.md, at each thread
 count: interleaved runs (direct, GEMM path, torch, ...) after a warm-up, medians with min/max, the
@@ -30,6 +30,8 @@ _C = pyconv._native._C
 CASES = [
     (32, 64, 56, 56, 64, 3, 3, 1, 1, 64, "depthwise", "fwd"),
     (32, 64, 56, 56, 64, 3, 3, 1, 1, 64, "depthwise", "bwd"),
+    (32, 256, 56, 56, 64, 1, 1, 1, 0, 1, "1x1", "fwd"),
+    (32, 256, 56, 56, 64, 1, 1, 1, 0, 1, "1x1", "bwd"),
     (64, 1, 28, 28, 32, 3, 3, 1, 0, 1, "MNIST layer 1", "fwd"),
     (64, 3, 32, 32, 32, 3, 3, 1, 1, 1, "CIFAR layer 1", "fwd"),
 ]
@@ -37,15 +39,18 @@ CASES = [
 
 def triple(case, torch):
     """(direct fn, GEMM-path fn, torch fn) of one case, inputs made once."""
-    n, c, h, w, k, r, s, stride, pad, groups, _, direction = case
+    n, c, h, w, k, r, s, stride, pad, groups, label, direction = case
     rng = np.random.default_rng(0)
     x = rng.standard_normal((n, c, h, w), dtype=np.float32)
     weight = rng.standard_normal((k, c // groups, r, s), dtype=np.float32) * 0.1
     bias = rng.standard_normal(k, dtype=np.float32)
     geo = ((stride, stride), (pad,) * 4, (1, 1))
     tx, tw, tb = (torch.from_numpy(a) for a in (x, weight, bias))
+    pointwise = label == "1x1"
     if direction == "fwd":
         direct = _C.conv2d_depthwise_forward if groups > 1 else _C.conv2d_small_c_forward
+        if pointwise:
+            direct = lambda x, weight, bias, *_: _C.conv2d_pointwise_forward(x, weight, bias)  # noqa: E731
 
         def theirs():
             with torch.no_grad():
@@ -56,6 +61,10 @@ def triple(case, torch):
     tgy = torch.from_numpy(grad_y)
 
     def ours():
+        if pointwise:
+            _C.conv2d_pointwise_backward_input(grad_y, weight)
+            _C.conv2d_pointwise_backward_weight(grad_y, x)
+            return
         _C.conv2d_depthwise_backward_input(grad_y, weight, x.shape, *geo)
         _C.conv2d_depthwise_backward_weight(grad_y, x, weight.shape, *geo)
 
@@ -82,7 +91,10 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--clock", choices=sorted(CLOCKS), default="wall")
+    parser.add_argument("--only", default="", help="comma-separated parts of case labels, e.g. 1x1")
     args = parser.parse_args(argv)
+    cases = [case for case in CASES
+             if not args.only or any(part in case[10] for part in args.only.split(","))]
     import torch
 
     clock = CLOCKS[args.clock]
@@ -93,10 +105,10 @@ def main(argv=None):
         torch.set_num_threads(threads)
         peak = measured_peak(threads, args.clock)
         print(f"## {threads} thread(s): measured fp32 FMA peak {peak:.0f} GFLOP/s\n")
-        print("| case | dir | direct ms | GEMM path ms | torch ms | direct/torch | direct/GEMM "
-              "| direct GFLOP/s (% peak) | direct GB/s |")
+        print("| case | dir | special ms | generic ms | torch ms | special/torch | special/generic "
+              "| special GFLOP/s (% peak) | special GB/s |")
         print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
-        for case in CASES:
+        for case in cases:
             ours, gemm_path, theirs = interleaved(triple(case, torch), args.repeats, clock=clock)
             flops = conv_flops(*case[:10]) * (2 if case[11] == "bwd" else 1)
             shape = ",".join(str(v) for v in case[:9]) + (f" g={case[9]}" if case[9] > 1 else "")

@@ -74,6 +74,15 @@ DEPTHWISE_EXTRA = {
     "one_by_one_wide": case((2, 3, 3, 29), (3, 1, 1, 1), bias=False),
     "taps_over_nine": case((1, 2, 12, 26), (2, 1, 4, 5), padding=(2, 1, 3, 0)),
     "seven_by_seven": case((1, 2, 15, 40), (2, 1, 7, 7), padding=3),
+    # 3x3 stride 1 (conv2d_depthwise_3x3.h): row blocks of 4, widths around one vector, padding
+    # 0 to past the kernel, asymmetric
+    "unit_3x3_width_8": case((2, 3, 5, 8), (3, 1, 3, 3), padding=1),
+    "unit_3x3_width_9_unpadded": case((1, 2, 6, 11), (2, 1, 3, 3)),
+    "unit_3x3_asymmetric": case((2, 2, 7, 17), (2, 1, 3, 3), padding=(2, 0, 1, 2)),
+    "unit_3x3_two_rows": case((1, 3, 2, 20), (3, 1, 3, 3), padding=1),
+    "unit_3x3_width_4": case((1, 2, 9, 4), (2, 1, 3, 3), padding=1),
+    "unit_3x3_padding_past_kernel": case((1, 2, 6, 12), (2, 1, 3, 3), padding=(3, 3, 4, 1)),
+    "unit_3x3_many_rows": case((3, 2, 13, 33), (2, 1, 3, 3), padding=1, bias=False),
 }
 
 SMALL_C_EXTRA = {
@@ -347,14 +356,21 @@ SPECIAL = ("conv2d_depthwise_forward", "conv2d_depthwise_backward_input",
            "conv2d_depthwise_backward_weight", "conv2d_small_c_forward")
 
 
+def record_calls(monkeypatch, names, find=lambda name: getattr(_C, name)):
+    """Replaces _C.<name> for each name by a wrapper of find(name) that records the call; returns
+    the list of the names called, in order."""
+    calls = []
+    for name in names:
+        real = find(name)
+        monkeypatch.setattr(_C, name, (lambda real, name: lambda *a: calls.append(name) or real(*a))(real, name),
+                            raising=False)
+    return calls
+
+
 @pytest.fixture
 def special_calls(monkeypatch):
     """Names of the direct kernels called while the test runs."""
-    calls = []
-    for name in SPECIAL:
-        real = getattr(_C, name)
-        monkeypatch.setattr(_C, name, (lambda real, name: lambda *a: calls.append(name) or real(*a))(real, name))
-    return calls
+    return record_calls(monkeypatch, SPECIAL)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

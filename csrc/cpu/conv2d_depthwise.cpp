@@ -13,6 +13,8 @@
 // weight times unaligned loads of the source rows. Padding is never materialised: a source row
 // outside the image is skipped, and tiles whose taps cross the left/right border (or the end of
 // the row) use masked loads that read 0 outside. Other column strides take scalar loops.
+// 3x3 kernels with stride 1 and dilation 1 (any padding) take the register-reuse kernels of
+// conv2d_depthwise_3x3.h instead, on a zero-padded copy of each source plane.
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
@@ -20,6 +22,7 @@
 #include <optional>
 #include <vector>
 
+#include "conv2d_depthwise_3x3.h"
 #include "conv2d_depthwise_args.h"
 #include "conv2d_depthwise_vec.h"
 #include "parallel.h"
@@ -35,6 +38,21 @@ using direct::Vec;
 
 // Output rows per register tile.
 constexpr int kRowBlock = 4;
+
+// 3x3, stride 1, dilation 1 (any padding), rows of at least one vector: the register-reuse
+// kernels of conv2d_depthwise_3x3.h on a zero-padded copy of the source plane.
+template <typename T>
+bool unit_3x3(const ConvGeometry& g, int64_t out_width) {
+    return g.r == 3 && g.s == 3 && g.sh == 1 && g.sw == 1 && g.dh == 1 && g.dw == 1 && out_width >= Vec<T>::L;
+}
+
+// This thread's buffer for a padded plane (kept across calls).
+template <typename T>
+T* padded_plane(int64_t count) {
+    thread_local std::vector<T> buffer;
+    if (buffer.size() < size_t(count)) buffer.resize(size_t(count));
+    return buffer.data();
+}
 
 // The taps of one block of output rows: output row j, tap (r, s) reads source row
 // rows[j * r_taps + r] (a row of zeros when outside the image: no branch in the tile) at column
@@ -146,6 +164,13 @@ void plane_rows(int64_t out_rows, int64_t out_width, const T* w, int64_t r_taps,
 // One plane: x (H, W) -> y (P, Q), w (R, S).
 template <typename T>
 void forward_plane(const ConvGeometry& g, const T* x, const T* w, T bias, T* y) {
+    if (unit_3x3<T>(g, g.q)) {  // y[p][q] = bias + sum w[r][s] * x[p + r - top][q + s - left]
+        const int64_t ld = g.q + 2;
+        T* src = padded_plane<T>((g.p + 2) * ld);
+        direct::padded_copy(x, g.h, g.w, g.top, g.left, g.p + 2, ld, src);
+        direct::plane_3x3(src, ld, w, g.p, g.q, bias, y);
+        return;
+    }
     if (g.sw == 1) {
         plane_rows(g.p, g.q, w, g.r, g.s, g.dw, g.left, g.w, bias, y, [&](int64_t p, int64_t r) -> const T* {
             const int64_t ih = p * g.sh + r * g.dh - g.top;
@@ -184,6 +209,16 @@ void forward(const ConvGeometry& g, const T* x, const T* w, const T* bias, T* y)
 // One plane: grad_y (P, Q) -> grad_x (H, W), w (R, S).
 template <typename T>
 void backward_input_plane(const ConvGeometry& g, const T* gy, const T* w, T* gx) {
+    if (unit_3x3<T>(g, g.w)) {
+        // grad_x[h][c] = sum_{r,s} w[2-r][2-s] * grad_y[h + r - (2 - top)][c + s - (2 - left)]
+        const int64_t ld = g.w + 2;
+        T* src = padded_plane<T>((g.h + 2) * ld);
+        direct::padded_copy(gy, g.p, g.q, 2 - g.top, 2 - g.left, g.h + 2, ld, src);
+        T rotated[9];
+        for (int t = 0; t < 9; ++t) rotated[t] = w[8 - t];
+        direct::plane_3x3(src, ld, rotated, g.h, g.w, T(0), gx);
+        return;
+    }
     if (g.sw == 1) {
         // grad_x[h, c] = sum_{r,s} grad_y[(h + top - r*dh) / sh, c + left - s*dw] * w[r, s]: the
         // forward taps with the kernel rotated (tap R-1-r, S-1-s reads column c + s'*dw - off)
@@ -290,6 +325,19 @@ constexpr int64_t kMaxBatchChunks = 8;
 // out[t] = sum over images [n0, n1) of channel c, for every tap.
 template <typename T>
 void weight_chunk(const ConvGeometry& g, const T* gy, const T* x, int64_t c, int64_t n0, int64_t n1, T* out) {
+    if (unit_3x3<T>(g, g.q)) {  // x[p + r - top][q + s - left] = src[p + r][q + s]
+        const int64_t ld = round_up(g.q, Vec<T>::L) + 2;
+        T* src = padded_plane<T>((g.p + 2) * ld);
+        typename Vec<T>::V acc[9];
+        for (auto& a : acc) a = Vec<T>::zero();
+        for (int64_t n = n0; n < n1; ++n) {
+            const int64_t plane = n * g.c + c;
+            direct::padded_copy(x + plane * g.hw(), g.h, g.w, g.top, g.left, g.p + 2, ld, src);
+            direct::plane_weights_3x3(gy + plane * g.pq(), src, ld, g.p, g.q, acc);
+        }
+        for (int t = 0; t < 9; ++t) out[t] = Vec<T>::sum(acc[t]);
+        return;
+    }
     if (g.sw == 1) {
         for (int64_t t0 = 0; t0 < g.taps(); t0 += kMaxTapBlock) {
             const int nt = int(std::min<int64_t>(kMaxTapBlock, g.taps() - t0));
