@@ -1,6 +1,7 @@
 // Class-index losses on rows (M, C) with int64 targets (M,): the fused cross-entropy
 // (log-softmax + negative log-likelihood, class weights, ignore_index, label smoothing) and
-// nll_loss, forward and backward. Semantics: pyconv/backends/numpy_ref/loss.py.
+// nll_loss, forward and backward; and the elementwise losses mse_loss, binary_cross_entropy and
+// binary_cross_entropy_with_logits (end of file). Semantics: pyconv/backends/numpy_ref/loss.py.
 //
 // The glue (cuda_glue/loss.py) always passes a weight vector (ones when the caller gave none).
 // Per-row losses are written to a buffer; 'sum' and 'mean' are then formed by class_loss_sum, a
@@ -264,4 +265,247 @@ class_loss_sum_f64(double* out, const double* values, long long n, const long lo
                    const double* weight, long long M, int C, long long ignore_index,
                    int divide_by_weight) {
     class_loss_sum(out, values, n, target, weight, M, C, ignore_index, divide_by_weight);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Elementwise losses: mse_loss, binary_cross_entropy, binary_cross_entropy_with_logits
+// ---------------------------------------------------------------------------------------------
+//
+// One thread per element in a grid-stride loop (256 threads per block). The forward kernels write
+// the per-element loss, which is the result for reduction 'none'; 'sum' and 'mean' are then
+// formed by elementwise_loss_sum (one block, fixed order, no atomics). weight and pos_weight
+// arrive broadcast to the input's shape by the glue (has_weight / has_pos_weight = 0: ignored).
+// The backward kernels read the gradient reaching element i as grad_loss[i * stride] / divisor:
+// stride 1 and divisor 1 for 'none', stride 0 for a scalar, divisor n for 'mean' (the reference
+// divides grad_loss by n once; dividing the same value in every thread rounds identically).
+
+__device__ __forceinline__ float loss_log1p(float x) { return log1pf(x); }
+__device__ __forceinline__ double loss_log1p(double x) { return log1p(x); }
+
+// PyTorch clamps each log of binary_cross_entropy here ...
+#define LOSS_LOG_FLOOR -100.0
+// ... and floors the x * (1 - x) denominator of its gradient here.
+#define LOSS_BCE_GRAD_EPS 1e-12
+
+// max(a, b) that keeps a NaN in a (as np.maximum does, unlike fmax).
+template <typename T> __device__ __forceinline__ T loss_max(T a, T b) { return a < b ? b : a; }
+
+template <typename T>
+__device__ __forceinline__ T loss_grad(const T* grad_loss, long long stride, T divisor,
+                                       long long i) {
+    return grad_loss[i * stride] / divisor;
+}
+
+// (softplus(x), softplus(-x)) = (max(x, 0) + log1p(exp(-|x|)), max(-x, 0) + log1p(exp(-|x|))).
+template <typename T> struct SoftplusPair {
+    T of_x, of_neg_x;
+};
+template <typename T> __device__ __forceinline__ SoftplusPair<T> loss_softplus_pair(T x) {
+    const T tail = loss_log1p(pyconv_exp(x >= T(0) ? -x : x));
+    return SoftplusPair<T>{loss_max(x, T(0)) + tail, loss_max(-x, T(0)) + tail};
+}
+
+template <typename T>
+__device__ void mse_loss_forward_elements(T* __restrict__ loss, const T* __restrict__ input,
+                                          const T* __restrict__ target, long long n) {
+    PYCONV_GRID_STRIDE_LOOP(i, n) {
+        const T diff = input[i] - target[i];
+        loss[i] = diff * diff;
+    }
+}
+
+template <typename T>
+__device__ void mse_loss_backward_elements(T* __restrict__ grad_input, T* __restrict__ grad_target,
+                                           const T* __restrict__ grad_loss, long long stride,
+                                           T divisor, const T* __restrict__ input,
+                                           const T* __restrict__ target, long long n) {
+    PYCONV_GRID_STRIDE_LOOP(i, n) {
+        const T g = T(2) * (input[i] - target[i]) * loss_grad(grad_loss, stride, divisor, i);
+        grad_input[i] = g;
+        grad_target[i] = -g;
+    }
+}
+
+// -w * (t * max(log x, -100) + (1 - t) * max(log(1 - x), -100))
+template <typename T>
+__device__ void bce_forward_elements(T* __restrict__ loss, const T* __restrict__ input,
+                                     const T* __restrict__ target, const T* __restrict__ weight,
+                                     int has_weight, long long n) {
+    PYCONV_GRID_STRIDE_LOOP(i, n) {
+        const T x = input[i], t = target[i];
+        const T log_x = loss_max(pyconv_log(x), T(LOSS_LOG_FLOOR));
+        const T log_1mx = loss_max(loss_log1p(-x), T(LOSS_LOG_FLOOR));
+        T l = -(t * log_x + (T(1) - t) * log_1mx);
+        if (has_weight) l = l * weight[i];
+        loss[i] = l;
+    }
+}
+
+// g * w * (x - t) / max(x * (1 - x), 1e-12)
+template <typename T>
+__device__ void bce_backward_elements(T* __restrict__ grad_input, const T* __restrict__ grad_loss,
+                                      long long stride, T divisor, const T* __restrict__ input,
+                                      const T* __restrict__ target, const T* __restrict__ weight,
+                                      int has_weight, long long n) {
+    PYCONV_GRID_STRIDE_LOOP(i, n) {
+        const T x = input[i];
+        T g = loss_grad(grad_loss, stride, divisor, i);
+        if (has_weight) g = g * weight[i];
+        const T denominator = loss_max(x * (T(1) - x), T(LOSS_BCE_GRAD_EPS));
+        grad_input[i] = g * (x - target[i]) / denominator;
+    }
+}
+
+// w * (pw * t * softplus(-x) + (1 - t) * softplus(x))
+template <typename T>
+__device__ void bce_logits_forward_elements(T* __restrict__ loss, const T* __restrict__ input,
+                                            const T* __restrict__ target,
+                                            const T* __restrict__ weight, int has_weight,
+                                            const T* __restrict__ pos_weight, int has_pos_weight,
+                                            long long n) {
+    PYCONV_GRID_STRIDE_LOOP(i, n) {
+        const T t = target[i];
+        const SoftplusPair<T> sp = loss_softplus_pair(input[i]);
+        T positive = t * sp.of_neg_x;
+        if (has_pos_weight) positive = positive * pos_weight[i];
+        T l = positive + (T(1) - t) * sp.of_x;
+        if (has_weight) l = l * weight[i];
+        loss[i] = l;
+    }
+}
+
+// d/dx = g * w * ((1 - t) * sigmoid(x) - pw * t * sigmoid(-x));
+// d/dt = g * w * (pw * softplus(-x) - softplus(x)).
+template <typename T>
+__device__ void bce_logits_backward_elements(T* __restrict__ grad_input,
+                                             T* __restrict__ grad_target,
+                                             const T* __restrict__ grad_loss, long long stride,
+                                             T divisor, const T* __restrict__ input,
+                                             const T* __restrict__ target,
+                                             const T* __restrict__ weight, int has_weight,
+                                             const T* __restrict__ pos_weight,
+                                             int has_pos_weight, long long n) {
+    PYCONV_GRID_STRIDE_LOOP(i, n) {
+        const T x = input[i], t = target[i];
+        T g = loss_grad(grad_loss, stride, divisor, i);
+        if (has_weight) g = g * weight[i];
+        const T positive = has_pos_weight ? t * pos_weight[i] : t;
+        // sigmoid(x) and sigmoid(-x) share e = exp(-|x|): one is 1 / (1 + e), the other e / (1 + e)
+        const T e = pyconv_exp(x >= T(0) ? -x : x);
+        const T near_one = T(1) / (T(1) + e), near_zero = e / (T(1) + e);
+        const T sigmoid_x = x >= T(0) ? near_one : near_zero;
+        const T sigmoid_neg_x = x >= T(0) ? near_zero : near_one;
+        grad_input[i] = g * ((T(1) - t) * sigmoid_x - positive * sigmoid_neg_x);
+        const SoftplusPair<T> sp = loss_softplus_pair(x);
+        const T of_neg_x = has_pos_weight ? pos_weight[i] * sp.of_neg_x : sp.of_neg_x;
+        grad_target[i] = g * (of_neg_x - sp.of_x);
+    }
+}
+
+// out[0] = sum(values[0:n]) / divisor (n for 'mean': 0 / 0 = NaN when empty, as the reference;
+// 1 for 'sum'). One block of 1024 threads: strided per-thread sums, then a fixed-order merge.
+template <typename T>
+__device__ void elementwise_loss_sum(T* __restrict__ out, const T* __restrict__ values,
+                                     long long n, T divisor) {
+    Sum<T> sum = Sum<T>::empty();
+    for (long long i = threadIdx.x; i < n; i += blockDim.x) sum.value += values[i];
+    sum = block_merge(sum);
+    if (threadIdx.x == 0) out[0] = sum.value / divisor;
+}
+
+extern "C" __global__ void __launch_bounds__(256)
+mse_loss_forward_f32(float* loss, const float* input, const float* target, long long n) {
+    mse_loss_forward_elements(loss, input, target, n);
+}
+extern "C" __global__ void __launch_bounds__(256)
+mse_loss_forward_f64(double* loss, const double* input, const double* target, long long n) {
+    mse_loss_forward_elements(loss, input, target, n);
+}
+
+extern "C" __global__ void __launch_bounds__(256)
+mse_loss_backward_f32(float* grad_input, float* grad_target, const float* grad_loss,
+                      long long stride, float divisor, const float* input, const float* target,
+                      long long n) {
+    mse_loss_backward_elements(grad_input, grad_target, grad_loss, stride, divisor, input, target,
+                               n);
+}
+extern "C" __global__ void __launch_bounds__(256)
+mse_loss_backward_f64(double* grad_input, double* grad_target, const double* grad_loss,
+                      long long stride, double divisor, const double* input, const double* target,
+                      long long n) {
+    mse_loss_backward_elements(grad_input, grad_target, grad_loss, stride, divisor, input, target,
+                               n);
+}
+
+extern "C" __global__ void __launch_bounds__(256)
+binary_cross_entropy_forward_f32(float* loss, const float* input, const float* target,
+                                 const float* weight, int has_weight, long long n) {
+    bce_forward_elements(loss, input, target, weight, has_weight, n);
+}
+extern "C" __global__ void __launch_bounds__(256)
+binary_cross_entropy_forward_f64(double* loss, const double* input, const double* target,
+                                 const double* weight, int has_weight, long long n) {
+    bce_forward_elements(loss, input, target, weight, has_weight, n);
+}
+
+extern "C" __global__ void __launch_bounds__(256)
+binary_cross_entropy_backward_f32(float* grad_input, const float* grad_loss, long long stride,
+                                  float divisor, const float* input, const float* target,
+                                  const float* weight, int has_weight, long long n) {
+    bce_backward_elements(grad_input, grad_loss, stride, divisor, input, target, weight,
+                          has_weight, n);
+}
+extern "C" __global__ void __launch_bounds__(256)
+binary_cross_entropy_backward_f64(double* grad_input, const double* grad_loss, long long stride,
+                                  double divisor, const double* input, const double* target,
+                                  const double* weight, int has_weight, long long n) {
+    bce_backward_elements(grad_input, grad_loss, stride, divisor, input, target, weight,
+                          has_weight, n);
+}
+
+extern "C" __global__ void __launch_bounds__(256)
+binary_cross_entropy_with_logits_forward_f32(float* loss, const float* input, const float* target,
+                                             const float* weight, int has_weight,
+                                             const float* pos_weight, int has_pos_weight,
+                                             long long n) {
+    bce_logits_forward_elements(loss, input, target, weight, has_weight, pos_weight,
+                                has_pos_weight, n);
+}
+extern "C" __global__ void __launch_bounds__(256)
+binary_cross_entropy_with_logits_forward_f64(double* loss, const double* input,
+                                             const double* target, const double* weight,
+                                             int has_weight, const double* pos_weight,
+                                             int has_pos_weight, long long n) {
+    bce_logits_forward_elements(loss, input, target, weight, has_weight, pos_weight,
+                                has_pos_weight, n);
+}
+
+extern "C" __global__ void __launch_bounds__(256)
+binary_cross_entropy_with_logits_backward_f32(float* grad_input, float* grad_target,
+                                              const float* grad_loss, long long stride,
+                                              float divisor, const float* input,
+                                              const float* target, const float* weight,
+                                              int has_weight, const float* pos_weight,
+                                              int has_pos_weight, long long n) {
+    bce_logits_backward_elements(grad_input, grad_target, grad_loss, stride, divisor, input,
+                                 target, weight, has_weight, pos_weight, has_pos_weight, n);
+}
+extern "C" __global__ void __launch_bounds__(256)
+binary_cross_entropy_with_logits_backward_f64(double* grad_input, double* grad_target,
+                                              const double* grad_loss, long long stride,
+                                              double divisor, const double* input,
+                                              const double* target, const double* weight,
+                                              int has_weight, const double* pos_weight,
+                                              int has_pos_weight, long long n) {
+    bce_logits_backward_elements(grad_input, grad_target, grad_loss, stride, divisor, input,
+                                 target, weight, has_weight, pos_weight, has_pos_weight, n);
+}
+
+extern "C" __global__ void __launch_bounds__(1024)
+elementwise_loss_sum_f32(float* out, const float* values, long long n, float divisor) {
+    elementwise_loss_sum(out, values, n, divisor);
+}
+extern "C" __global__ void __launch_bounds__(1024)
+elementwise_loss_sum_f64(double* out, const double* values, long long n, double divisor) {
+    elementwise_loss_sum(out, values, n, divisor);
 }

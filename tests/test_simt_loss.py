@@ -1,7 +1,8 @@
 """kernels/loss.cu on the SIMT emulator against the NumPy reference: cross_entropy (class weights,
-ignore_index, label smoothing, every reduction) and nll_loss, forward and backward; the edge
-cases of tests/test_loss.py; bitwise reproducible reductions; the autograd ops on the simt
-backend."""
+ignore_index, label smoothing, every reduction) and nll_loss, forward and backward; mse_loss,
+binary_cross_entropy and binary_cross_entropy_with_logits (every reduction, weight and
+pos_weight option); the edge cases of tests/test_loss.py; bitwise reproducible reductions; the
+autograd ops on the simt backend."""
 
 import numpy as np
 import pytest
@@ -274,3 +275,182 @@ def test_autograd_ops_on_the_simt_backend(simt, name, dtype, schedule):
     suffix = "f64" if dtype == np.float64 else "f32"
     assert {f"{name}_forward_rows_{suffix}", f"class_loss_sum_{suffix}"} <= launched
     assert any(entry.startswith(f"{name}_backward") for entry in launched)
+
+
+# ----- mse_loss, binary_cross_entropy, binary_cross_entropy_with_logits ---------------------------
+
+ELEMENTWISE_SHAPES = [(7,), (3, 4), (2, 3, 2, 2), (), (0, 3)]
+# weight shapes broadcast against (3, 4), as tests/test_loss.py
+WEIGHT_SHAPES = [None, (4,), (3, 1), (3, 4)]
+
+
+def _elementwise_grad(reduction, shape, dtype, seed=1):
+    return _grad_loss(reduction, 0, dtype, seed) if reduction != "none" else np.asarray(
+        np.random.default_rng(seed).standard_normal(shape), dtype=dtype)
+
+
+def _check_elementwise(simt, ref, name, inputs, options, reduction, dtype):
+    """Forward and backward of loss ``name`` on simt equal the reference's; returns the entry
+    names launched."""
+    inputs = [np.asarray(a, dtype=dtype) for a in inputs]
+    options = [None if o is None else np.asarray(o, dtype=dtype) for o in options]
+    g = _elementwise_grad(reduction, inputs[0].shape, dtype)
+    forward, backward = f"{name}_forward", f"{name}_backward"
+
+    def run():
+        with np.errstate(invalid="ignore", divide="ignore"):
+            _assert_matches(getattr(simt, forward)(*inputs, *options, reduction),
+                            getattr(ref, forward)(*inputs, *options, reduction), dtype)
+            ours = getattr(simt, backward)(g, *inputs, *options, reduction)
+            theirs = getattr(ref, backward)(g, *inputs, *options, reduction)
+        for a, e in zip(ours if isinstance(ours, tuple) else (ours,),
+                        theirs if isinstance(theirs, tuple) else (theirs,)):
+            _assert_matches(a, e, dtype)
+
+    return _launched(simt, run)
+
+
+def _elementwise_entries(name, reduction, dtype, size):
+    suffix = "f64" if dtype == np.float64 else "f32"
+    names = {f"{name}_forward", f"{name}_backward"} if size else set()
+    if reduction != "none":
+        names.add("elementwise_loss_sum")
+    return {f"{n}_{suffix}" for n in names}
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("shape", ELEMENTWISE_SHAPES)
+def test_mse_loss_matches_the_reference(simt, ref, shape, reduction, dtype, schedule):
+    rng = np.random.default_rng(100)
+    x, t = rng.standard_normal(shape), rng.standard_normal(shape)
+    launched = _check_elementwise(simt, ref, "mse_loss", [x, t], [], reduction, dtype)
+    assert launched == _elementwise_entries("mse_loss", reduction, dtype, x.size)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("weight_shape", WEIGHT_SHAPES)
+def test_binary_cross_entropy_matches_the_reference(simt, ref, weight_shape, reduction, dtype,
+                                                    schedule):
+    rng = np.random.default_rng(110)
+    x, t = rng.uniform(0.02, 0.98, size=(3, 4)), rng.uniform(0, 1, size=(3, 4))
+    w = None if weight_shape is None else rng.uniform(0.3, 2, size=weight_shape)
+    launched = _check_elementwise(simt, ref, "binary_cross_entropy", [x, t], [w], reduction,
+                                  dtype)
+    assert launched == _elementwise_entries("binary_cross_entropy", reduction, dtype, x.size)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_binary_cross_entropy_at_exact_zero_and_one(simt, ref, reduction, dtype, schedule):
+    # log(0) is clamped to -100; the gradient's denominator is floored at 1e-12
+    x = np.array([0.0, 0.0, 0.0, 1.0, 1.0, 1.0, 0.5])
+    t = np.array([0.0, 1.0, 0.3, 1.0, 0.0, 0.7, 1.0])
+    _check_elementwise(simt, ref, "binary_cross_entropy", [x, t], [None], reduction, dtype)
+    if reduction == "none":
+        loss = simt.binary_cross_entropy_forward(x.astype(dtype), t.astype(dtype), None, "none")
+        np.testing.assert_allclose(loss, [0.0, 100.0, 30.0, 0.0, 100.0, 30.0, np.log(2)],
+                                   rtol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("pos_weight_shape", [None, (4,), (3, 4)])
+@pytest.mark.parametrize("weight_shape", [None, (4,), (3, 1)])
+def test_binary_cross_entropy_with_logits_matches_the_reference(simt, ref, weight_shape,
+                                                                pos_weight_shape, reduction,
+                                                                dtype, schedule):
+    rng = np.random.default_rng(120)
+    x, t = rng.standard_normal((3, 4)) * 4, rng.uniform(0, 1, size=(3, 4))
+    w = None if weight_shape is None else rng.uniform(0.3, 2, size=weight_shape)
+    pw = None if pos_weight_shape is None else rng.uniform(0.3, 3, size=pos_weight_shape)
+    launched = _check_elementwise(simt, ref, "binary_cross_entropy_with_logits", [x, t], [w, pw],
+                                  reduction, dtype)
+    assert launched == _elementwise_entries("binary_cross_entropy_with_logits", reduction, dtype,
+                                            x.size)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("with_pos_weight", [False, True])
+def test_binary_cross_entropy_with_logits_extreme_logits(simt, ref, with_pos_weight, dtype,
+                                                         schedule):
+    x = np.array([[100.0, -100.0, 100.0, -100.0], [1e4, -1e4, 50.0, -50.0]])
+    t = np.array([[1.0, 0.0, 0.0, 1.0], [0.5, 0.5, 1.0, 0.0]])
+    pw = np.array([2.0, 0.5, 3.0, 1.5]) if with_pos_weight else None
+    for reduction in REDUCTIONS:
+        _check_elementwise(simt, ref, "binary_cross_entropy_with_logits", [x, t], [None, pw],
+                           reduction, dtype)
+    loss = simt.binary_cross_entropy_with_logits_forward(
+        x.astype(dtype), t.astype(dtype), None, None if pw is None else pw.astype(dtype), "none")
+    assert np.all(np.isfinite(loss))
+
+
+@pytest.mark.parametrize("shape", ELEMENTWISE_SHAPES)
+def test_elementwise_losses_on_every_shape(simt, ref, shape):
+    rng = np.random.default_rng(130)
+    p, t = rng.uniform(0.02, 0.98, size=shape), rng.uniform(0, 1, size=shape)
+    for reduction in REDUCTIONS:
+        _check_elementwise(simt, ref, "binary_cross_entropy", [p, t], [None], reduction,
+                           np.float64)
+        _check_elementwise(simt, ref, "binary_cross_entropy_with_logits", [p * 8 - 4, t],
+                           [None, None], reduction, np.float64)
+
+
+def test_elementwise_sums_are_bitwise_identical_across_schedules(simt):
+    # more elements than elementwise_loss_sum has threads
+    rng = np.random.default_rng(140)
+    x, t = rng.standard_normal((50, 30)).astype(np.float32), rng.standard_normal((50, 30))
+    t = t.astype(np.float32)
+    runs = []
+    for kind, seed in [("inorder", 0), ("reverse", 0), ("random", 2)]:
+        with pyconv.simt.schedule(kind, seed=seed):
+            runs.append((simt.mse_loss_forward(x, t, "mean"),
+                         simt.binary_cross_entropy_with_logits_forward(x, t.clip(0, 1), None,
+                                                                       None, "sum")))
+    for run in runs[1:]:
+        for ours, first in zip(run, runs[0]):
+            np.testing.assert_array_equal(ours, first)
+
+
+def test_elementwise_glue_rejects_what_would_corrupt_memory(simt):
+    x = np.zeros((3, 4))
+    with pytest.raises(ValueError, match=r"target must have the input's shape \(3, 4\)"):
+        simt.mse_loss_forward(x, np.zeros((3, 1)), "mean")
+    with pytest.raises(TypeError, match="target has dtype float32"):
+        simt.mse_loss_backward(np.ones(()), x, np.zeros((3, 4), np.float32), "mean")
+    with pytest.raises(ValueError, match="does not broadcast"):
+        simt.binary_cross_entropy_forward(x, x, np.ones(3), "sum")
+    with pytest.raises(ValueError, match="grad_loss must hold one value"):
+        simt.binary_cross_entropy_backward(np.ones(2), x, x, None, "sum")
+    with pytest.raises(ValueError, match=r"grad_loss must have the input's shape"):
+        simt.binary_cross_entropy_with_logits_backward(np.ones(()), x, x, None, None, "none")
+    with pytest.raises(ValueError, match="reduction must be one of"):
+        simt.mse_loss_forward(x, x, "avg")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", ["mse_loss", "binary_cross_entropy",
+                                  "binary_cross_entropy_with_logits"])
+def test_elementwise_autograd_ops_on_the_simt_backend(simt, name, dtype, schedule):
+    rng = np.random.default_rng(150)
+    data = rng.uniform(0.05, 0.95, size=(4, 3)).astype(dtype)
+    target = rng.uniform(0, 1, size=(4, 3)).astype(dtype)
+    extra = {} if name == "mse_loss" else {
+        "weight": pyconv.tensor(rng.uniform(0.5, 2, size=3).astype(dtype))}
+
+    def forward_backward(backend):
+        x = pyconv.tensor(data, requires_grad=True)
+        with backends.use(backend):
+            loss = getattr(F, name)(x, pyconv.tensor(target), **extra)
+            loss.backward()
+        return loss.detach().numpy(), x.grad.numpy()
+
+    expected = forward_backward("numpy")
+    results = []
+    launched = _launched(simt, lambda: results.extend(forward_backward("simt")))
+    for ours, theirs in zip(results, expected):
+        _assert_matches(ours, theirs, dtype)
+    suffix = "f64" if dtype == np.float64 else "f32"
+    assert {f"{name}_forward_{suffix}", f"{name}_backward_{suffix}",
+            f"elementwise_loss_sum_{suffix}"} <= launched

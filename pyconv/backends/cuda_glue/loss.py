@@ -1,17 +1,23 @@
-"""Launch glue for kernels/loss.cu: cross_entropy and nll_loss with class-index targets.
+"""Launch glue for kernels/loss.cu: cross_entropy and nll_loss with class-index targets, and the
+elementwise losses mse_loss, binary_cross_entropy and binary_cross_entropy_with_logits.
 
 Rows (M, C), int64 targets (M,), class weights (C,) or None (the kernels then get ones).
 Per-row losses go to an (M,) array, which is the result for reduction 'none'; 'sum' and 'mean'
 are formed from it by ``class_loss_sum``, one block reducing in a fixed order (bitwise
-reproducible). mse_loss and the binary cross entropies have no CUDA code yet.
+reproducible). The elementwise losses work the same way on per-element losses
+(``elementwise_loss_sum``); their weight and pos_weight are broadcast to the input's shape here.
 """
 
 from __future__ import annotations
 
 from . import as_contiguous, ceil_div, elementwise_grid, i32, i64, real, suffix
 
-__all__ = ["cross_entropy_backward", "cross_entropy_forward", "nll_loss_backward",
-           "nll_loss_forward"]
+__all__ = [
+    "binary_cross_entropy_backward", "binary_cross_entropy_forward",
+    "binary_cross_entropy_with_logits_backward", "binary_cross_entropy_with_logits_forward",
+    "cross_entropy_backward", "cross_entropy_forward", "mse_loss_backward", "mse_loss_forward",
+    "nll_loss_backward", "nll_loss_forward",
+]
 
 REDUCTIONS = ("none", "mean", "sum")
 # Row kernels: one block per row, one thread per class up to this many.
@@ -156,3 +162,134 @@ def nll_loss_backward(dev, grad_loss, target, weight, input_shape, reduction, ig
         dev.function("loss", "nll_loss_backward_" + suffix(grad.dtype))(
             grid, block, (grad, row_grad, stride, *target_args))
     return grad
+
+
+# ---------------------------------------------------------------------------------------------
+# elementwise losses
+# ---------------------------------------------------------------------------------------------
+
+
+def _elementwise_inputs(dev, op, input, target, reduction):
+    """Contiguous (input, target) of one shape and float dtype; the reduction checked."""
+    suffix(input.dtype)
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"{op}: reduction must be one of {REDUCTIONS}, got {reduction!r}")
+    if target.dtype != input.dtype:
+        raise TypeError(f"{op}: target has dtype {target.dtype} but input has {input.dtype}")
+    if tuple(target.shape) != tuple(input.shape):
+        raise ValueError(f"{op}: target must have the input's shape {tuple(input.shape)}, got "
+                         f"{tuple(target.shape)}")
+    return as_contiguous(dev, input), as_contiguous(dev, target)
+
+
+def _broadcast_weight(dev, op, name, weight, input):
+    """(array, flag) kernel arguments: ``weight`` broadcast to the input's shape and made
+    contiguous, flag 1; or the input itself as a never-read stand-in, flag 0."""
+    if weight is None:
+        return input, i32(0, "has_" + name)
+    if weight.dtype != input.dtype:
+        raise TypeError(f"{op}: {name} has dtype {weight.dtype} but input has {input.dtype}")
+    try:
+        full = dev.xp.broadcast_to(weight, input.shape)
+    except ValueError:
+        raise ValueError(f"{op}: {name} of shape {tuple(weight.shape)} does not broadcast to the "
+                         f"input's shape {tuple(input.shape)}") from None
+    return as_contiguous(dev, full), i32(1, "has_" + name)
+
+
+def _elementwise_launch(dev, entry, input, args):
+    n = input.size
+    if n:
+        grid, block = elementwise_grid(dev, n, ELEMENTWISE_THREADS)
+        dev.function("loss", f"{entry}_{suffix(input.dtype)}")(
+            grid, block, (*args, i64(n, "elements")))
+
+
+def _elementwise_reduce(dev, loss, reduction):
+    """The per-element loss as is ('none') or its sum / mean as a 0-d array."""
+    if reduction == "none":
+        return loss
+    out = dev.xp.empty((), dtype=loss.dtype)
+    divisor = loss.size if reduction == "mean" else 1
+    dev.function("loss", "elementwise_loss_sum_" + suffix(loss.dtype))(
+        (1,), (SUM_THREADS,), (out, loss, i64(loss.size, "elements"), real(loss.dtype, divisor)))
+    return out
+
+
+def _elementwise_grad(dev, op, grad_loss, input, reduction):
+    """(grad_loss, stride, divisor) arguments: the gradient reaching element i is
+    grad_loss[i * stride] / divisor."""
+    if grad_loss.dtype != input.dtype:
+        raise TypeError(f"{op}: grad_loss has dtype {grad_loss.dtype}, expected {input.dtype}")
+    if reduction == "none":
+        if tuple(grad_loss.shape) != tuple(input.shape):
+            raise ValueError(f"{op}: grad_loss must have the input's shape {tuple(input.shape)} "
+                             f"for reduction 'none', got {tuple(grad_loss.shape)}")
+        return as_contiguous(dev, grad_loss), i64(1, "stride"), real(input.dtype, 1)
+    if grad_loss.size != 1:
+        raise ValueError(f"{op}: grad_loss must hold one value for reduction {reduction!r}, got "
+                         f"shape {tuple(grad_loss.shape)}")
+    divisor = max(input.size, 1) if reduction == "mean" else 1
+    return as_contiguous(dev, grad_loss), i64(0, "stride"), real(input.dtype, divisor)
+
+
+def mse_loss_forward(dev, input, target, reduction):
+    input, target = _elementwise_inputs(dev, "mse_loss_forward", input, target, reduction)
+    loss = dev.xp.empty(input.shape, dtype=input.dtype)
+    _elementwise_launch(dev, "mse_loss_forward", input, (loss, input, target))
+    return _elementwise_reduce(dev, loss, reduction)
+
+
+def mse_loss_backward(dev, grad_loss, input, target, reduction):
+    op = "mse_loss_backward"
+    input, target = _elementwise_inputs(dev, op, input, target, reduction)
+    grad = _elementwise_grad(dev, op, grad_loss, input, reduction)
+    grad_input = dev.xp.empty(input.shape, dtype=input.dtype)
+    grad_target = dev.xp.empty_like(grad_input)
+    _elementwise_launch(dev, "mse_loss_backward", input,
+                        (grad_input, grad_target, *grad, input, target))
+    return grad_input, grad_target
+
+
+def binary_cross_entropy_forward(dev, input, target, weight, reduction):
+    op = "binary_cross_entropy_forward"
+    input, target = _elementwise_inputs(dev, op, input, target, reduction)
+    loss = dev.xp.empty(input.shape, dtype=input.dtype)
+    _elementwise_launch(dev, op, input,
+                        (loss, input, target, *_broadcast_weight(dev, op, "weight", weight, input)))
+    return _elementwise_reduce(dev, loss, reduction)
+
+
+def binary_cross_entropy_backward(dev, grad_loss, input, target, weight, reduction):
+    op = "binary_cross_entropy_backward"
+    input, target = _elementwise_inputs(dev, op, input, target, reduction)
+    grad = _elementwise_grad(dev, op, grad_loss, input, reduction)
+    grad_input = dev.xp.empty(input.shape, dtype=input.dtype)
+    _elementwise_launch(dev, op, input,
+                        (grad_input, *grad, input, target,
+                         *_broadcast_weight(dev, op, "weight", weight, input)))
+    return grad_input
+
+
+def binary_cross_entropy_with_logits_forward(dev, input, target, weight, pos_weight, reduction):
+    op = "binary_cross_entropy_with_logits_forward"
+    input, target = _elementwise_inputs(dev, op, input, target, reduction)
+    loss = dev.xp.empty(input.shape, dtype=input.dtype)
+    _elementwise_launch(dev, op, input,
+                        (loss, input, target, *_broadcast_weight(dev, op, "weight", weight, input),
+                         *_broadcast_weight(dev, op, "pos_weight", pos_weight, input)))
+    return _elementwise_reduce(dev, loss, reduction)
+
+
+def binary_cross_entropy_with_logits_backward(dev, grad_loss, input, target, weight, pos_weight,
+                                              reduction):
+    op = "binary_cross_entropy_with_logits_backward"
+    input, target = _elementwise_inputs(dev, op, input, target, reduction)
+    grad = _elementwise_grad(dev, op, grad_loss, input, reduction)
+    grad_input = dev.xp.empty(input.shape, dtype=input.dtype)
+    grad_target = dev.xp.empty_like(grad_input)
+    _elementwise_launch(dev, op, input,
+                        (grad_input, grad_target, *grad, input, target,
+                         *_broadcast_weight(dev, op, "weight", weight, input),
+                         *_broadcast_weight(dev, op, "pos_weight", pos_weight, input)))
+    return grad_input, grad_target
