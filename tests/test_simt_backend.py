@@ -26,6 +26,10 @@ def test_every_glued_kernel_is_emulated_and_only_the_rest_run_on_the_reference(s
     assert set(simt.REFERENCE_KERNELS) == set(contract.KERNELS) - glued
 
 
+def test_every_contract_kernel_has_cuda_code(simt):
+    assert simt.REFERENCE_KERNELS == ()
+
+
 def test_glue_functions_take_the_device_then_the_contract_parameters():
     import inspect
 
@@ -51,16 +55,29 @@ def test_ops_on_the_simt_backend_launch_emulated_kernels(simt):
         assert any(entry.startswith(kernel) for entry in launched), f"{kernel} did not launch"
 
 
-def _digits_training_losses(backend, steps):
-    """Losses of ``steps`` Adam steps of LeNetDigits (dropout and batch norm free) on the
-    bundled digits, all on ``backend``."""
+class _RowLSTMClassifier(pyconv.nn.Module):
+    """Reads an (N, 1, 8, 8) digit row by row: 2-layer LSTM (8 -> 16), last state -> 10 logits."""
+
+    def __init__(self):
+        super().__init__()
+        self.lstm = pyconv.nn.LSTM(8, 16, num_layers=2, batch_first=True)
+        self.head = pyconv.nn.Linear(16, 10)
+
+    def forward(self, x):
+        out, _ = self.lstm(x.reshape(x.shape[0], 8, 8))
+        return self.head(out[:, -1])
+
+
+def _digits_training_losses(backend, steps, model_class=None):
+    """Losses of ``steps`` Adam steps of ``model_class`` (LeNetDigits: dropout and batch norm
+    free) on the bundled digits, all on ``backend``."""
     from pyconv import optim
     from pyconv.data import load_digits
     from pyconv.models import LeNetDigits
 
     images, labels = load_digits()
     pyconv.manual_seed(0)
-    model = LeNetDigits()
+    model = (model_class or LeNetDigits)()
     opt = optim.Adam(model.parameters(), lr=1e-3)
     rng = np.random.default_rng(0)
     losses = []
@@ -83,4 +100,15 @@ def test_twenty_training_steps_on_simt_match_the_numpy_backend(simt):
     np.testing.assert_allclose(emulated, reference, rtol=1e-4)
     launched = simt.device.launches - before
     for kernel in ("relu_forward", "max_pool2d_forward", "cross_entropy_forward", "adam_step"):
+        assert any(entry.startswith(kernel) for entry in launched), f"{kernel} did not launch"
+
+
+def test_twenty_steps_of_a_two_layer_lstm_classifier_on_simt_match_the_numpy_backend(simt):
+    before = simt.device.launches.copy()
+    emulated = _digits_training_losses("simt", 20, _RowLSTMClassifier)
+    reference = _digits_training_losses("numpy", 20, _RowLSTMClassifier)
+    np.testing.assert_allclose(emulated, reference, rtol=1e-4)
+    launched = simt.device.launches - before
+    for kernel in ("gemm", "lstm_cell_forward", "lstm_cell_backward", "cross_entropy_forward",
+                   "adam_step"):
         assert any(entry.startswith(kernel) for entry in launched), f"{kernel} did not launch"
