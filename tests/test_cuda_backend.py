@@ -167,6 +167,23 @@ def workload(dtype):
     backprop(F.batch_norm(x4, running_mean, running_var, weight, bias, training=True, momentum=0.1, eps=1e-5))
     backprop(F.batch_norm(x4, running_mean, running_var, weight, bias, training=False))
 
+    image, kernel = t(2, 4, 7, 6), t(6, 2, 3, 3)
+    backprop(F.conv2d(image, kernel, t(6), stride=(2, 1), padding=1, dilation=(1, 2), groups=2))
+    backprop(F.conv2d(image, t(4, 1, 3, 3), None, padding=1, groups=4))  # depthwise
+    backprop(F.conv_transpose2d(image, t(4, 3, 3, 3), t(3), stride=2, padding=1, output_padding=1))
+    backprop(F.linear(t(5, 9), t(7, 9), t(7)))
+
+    sequence = t(3, 2, 5)  # (L, B, I)
+    for cell in (pyconv.nn.RNNCell(5, 4), pyconv.nn.RNNCell(5, 4, nonlinearity="relu"),
+                 pyconv.nn.LSTMCell(5, 4), pyconv.nn.GRUCell(5, 4)):
+        cell.to(dtype)
+        out = cell(sequence[0])
+        backprop(out[0] if isinstance(out, tuple) else out)
+    for layer in (pyconv.nn.RNN(5, 4, num_layers=2), pyconv.nn.RNN(5, 4, nonlinearity="relu"),
+                  pyconv.nn.LSTM(5, 4, bidirectional=True), pyconv.nn.GRU(5, 4)):
+        layer.to(dtype)
+        backprop(layer(sequence)[0])
+
     for make in (lambda ps: pyconv.optim.SGD(ps, lr=0.1, momentum=0.9, nesterov=True, weight_decay=0.01),
                  lambda ps: pyconv.optim.Adam(ps, lr=0.01, amsgrad=True),
                  lambda ps: pyconv.optim.AdamW(ps, lr=0.01, weight_decay=0.1)):
