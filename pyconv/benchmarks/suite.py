@@ -62,19 +62,20 @@ def run_case(case, backend: str, against: list, torch, settings: dict, limits: d
     base = {"group": case.group, "case": case.name, "shape": case.shape, "api": case.api,
             "threads": limits["threads"], "backend": backend, "unit": case.unit,
             "reference_kernels": reference_kernels(case, backend), "kernels": list(case.kernels)}
-    try:
-        fns = {"pyconv": case.make(backend)}
-        for other in against:
-            fns[other] = case.make_torch(torch) if other == "torch" else case.make("numpy")
-        stats = harness.interleave(fns, settings["repeats"], settings["warmup"],
-                                   harness.CLOCKS[settings["clock"]], settings["budget"])
-    except Exception as exc:  # noqa: BLE001 - one broken kernel must not end the suite
-        return [dict(base, against=other, error=f"{type(exc).__name__}: {exc}")
-                for other in against]
-    ours = stats["pyconv"]
+    # one interleaving per comparison: another library's worker threads that keep spinning after
+    # a call (OpenBLAS busy-waits) would otherwise steal the second core from the next call of a
+    # third one, and the 2-thread numbers would depend on who ran before whom
     rows = []
     for other in against:
-        theirs = stats[other]
+        try:
+            fns = {"pyconv": case.make(backend),
+                   other: case.make_torch(torch) if other == "torch" else case.make("numpy")}
+            stats = harness.interleave(fns, settings["repeats"], settings["warmup"],
+                                       harness.CLOCKS[settings["clock"]], settings["budget"])
+        except Exception as exc:  # noqa: BLE001 - one broken kernel must not end the suite
+            rows.append(dict(base, against=other, error=f"{type(exc).__name__}: {exc}"))
+            continue
+        ours, theirs = stats["pyconv"], stats[other]
         ratio = ours.median / theirs.median if theirs.median > 0 else None
         rate = case.work / ours.median if ours.median > 0 else None
         other_rate = case.work / theirs.median if theirs.median > 0 else None
