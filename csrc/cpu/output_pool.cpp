@@ -12,6 +12,10 @@
 
 #include "register.h"
 
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
+
 namespace pyconv::cpu::output_pool {
 
 namespace {
@@ -19,6 +23,11 @@ namespace {
 constexpr size_t kAlignment = 64;
 constexpr size_t kPage = 4096;
 constexpr size_t kDefaultLimitBytes = size_t(1) << 30;
+// Blocks from 4 MiB on are 2 MiB aligned and sized, and asked for transparent huge pages (as
+// NumPy does for its large arrays): with 4 KiB pages, streaming through three 16 MB arrays
+// misses the TLB on every page (softmax backward: 6.0 ms instead of 4.0 ms).
+constexpr size_t kHugePage = size_t(2) << 20;
+constexpr size_t kHugeFrom = size_t(4) << 20;
 
 // Rounds up to a page and then to one of 8 classes per power of two (at most 12.5% slack), so
 // sizes that differ by a few elements share blocks.
@@ -27,8 +36,16 @@ size_t size_class(size_t bytes) {
     size_t top = 1;
     while (top * 2 <= pages) top *= 2;
     size_t step = top >= 8 ? top / 8 : 1;
-    size_t rounded = (pages + step - 1) / step * step;
-    return rounded * kPage;
+    size_t rounded = (pages + step - 1) / step * step * kPage;
+    return rounded >= kHugeFrom ? (rounded + kHugePage - 1) / kHugePage * kHugePage : rounded;
+}
+
+void* allocate(size_t cls) {
+    void* block = std::aligned_alloc(cls >= kHugeFrom ? kHugePage : kAlignment, cls);
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+    if (block != nullptr && cls >= kHugeFrom) madvise(block, cls, MADV_HUGEPAGE);  // a hint only
+#endif
+    return block;
 }
 
 size_t limit_from_environment() {
@@ -103,10 +120,10 @@ void* acquire(size_t bytes) {
         }
     }
     if (block == nullptr) {
-        block = std::aligned_alloc(kAlignment, cls);
+        block = allocate(cls);
         if (block == nullptr) {
             clear();  // idle blocks of other sizes may be what stands in the way
-            block = std::aligned_alloc(kAlignment, cls);
+            block = allocate(cls);
             if (block == nullptr) throw std::bad_alloc();
         }
         std::lock_guard<std::mutex> lock(p.mutex);
