@@ -1,9 +1,11 @@
-"""The cpu backend's direct conv2d kernels (csrc/cpu/conv2d_depthwise.cpp, conv2d_small_c.cpp),
-called through pyconv._C, against the NumPy float64 reference: the conv edge cases of
-test_conv.py (as depthwise and as groups=1 convolutions), extra edges of the vectorised paths
+"""The cpu backend's depthwise conv2d kernels (csrc/cpu/conv2d_depthwise.cpp), called through
+pyconv._C, against the NumPy float64 reference: the conv edge cases of test_conv.py (as depthwise
+convolutions), extra edges of the vectorised paths
 (widths around the vector tiles, padding past the kernel, row-only strides, tiny planes) and seeded
 random geometries, in float64 and float32, at 1 and 2 threads; thread-count independence;
-non-contiguous and misaligned inputs prepared with cpu_kernels.ready; errors at the boundary."""
+non-contiguous and misaligned inputs prepared with cpu_kernels.ready; errors at the boundary; the
+backend's dispatch to the depthwise and first-layer kernels. The first-layer (small-C) kernels
+themselves are tested in test_cpu_conv_small_c.py."""
 
 import numpy as np
 import pytest
@@ -85,24 +87,10 @@ DEPTHWISE_EXTRA = {
     "unit_3x3_many_rows": case((3, 2, 13, 33), (2, 1, 3, 3), padding=1, bias=False),
 }
 
-SMALL_C_EXTRA = {
-    "mnist_layer1": case((2, 1, 28, 28), (32, 1, 3, 3)),
-    "cifar_layer1": case((2, 3, 32, 32), (32, 3, 3, 3), padding=1),
-    "k_not_multiple_of_block": case((1, 3, 9, 41), (7, 3, 3, 3), padding=1),
-    "k_one": case((2, 2, 7, 18), (1, 2, 2, 3), padding=(0, 1, 2, 0)),
-    "c_four_5x5": case((1, 4, 12, 23), (13, 4, 5, 5), padding=2, bias=False),
-    "row_stride_only": case((1, 3, 15, 30), (8, 3, 3, 3), stride=(2, 1), padding=1),
-    "stride2_7x7": case((2, 3, 21, 25), (5, 3, 7, 7), stride=2, padding=3),
-    "dilated_wide": case((1, 1, 10, 50), (4, 1, 3, 3), dilation=(2, 4), padding=(2, 2, 4, 4)),
-    "width_1": case((2, 1, 5, 1), (3, 1, 2, 1), padding=(1, 0, 0, 0)),
-    "padding_past_kernel": case((1, 2, 3, 9), (6, 2, 2, 2), padding=(3, 1, 4, 2)),
-    "many_channels": case((1, 9, 6, 13), (5, 9, 3, 2), padding=1),
-}
 
-
-def random_case(seed, depthwise):
+def random_case(seed):
     """A seeded random geometry with asymmetric padding, non-square kernels, strides, dilations."""
-    rng = np.random.default_rng((3000 if depthwise else 4000) + seed)
+    rng = np.random.default_rng(3000 + seed)
 
     def ints(low, high, n=2):
         return tuple(int(v) for v in rng.integers(low, high + 1, n))
@@ -115,7 +103,7 @@ def random_case(seed, depthwise):
             for i, e in enumerate(extent)]
     c = int(rng.integers(1, 6))
     x_shape = (int(rng.integers(1, 4)), c) + tuple(size)
-    w_shape = (c, 1) + kernel if depthwise else (int(rng.integers(1, 15)), c) + kernel
+    w_shape = (c, 1) + kernel
     return x_shape, w_shape, bool(rng.random() < 0.7), dict(stride=stride, padding=padding,
                                                             dilation=dilation)
 
@@ -150,14 +138,6 @@ def check_depthwise(spec, dtype, seed):
                    f"conv2d_depthwise_backward_weight {spec}")
 
 
-def check_small_c(spec, dtype, seed):
-    x_shape, w_shape, has_bias, geometry = spec
-    x, w, bias = make_arrays(x_shape, w_shape, has_bias, seed)
-    want_y = numpy_ref.conv2d_forward(x, w, bias, groups=1, **geometry)
-    y = _C.conv2d_small_c_forward(cast(x, dtype), cast(w, dtype), cast(bias, dtype), *args(geometry))
-    assert_matches(y, want_y, dtype, f"conv2d_small_c_forward {spec}")
-
-
 DTYPES = [np.float64, np.float32]
 
 # ---------------------------------------------------------------------------------------------
@@ -180,7 +160,7 @@ def test_depthwise_vector_paths(name, dtype, threads):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("seed", range(20))
 def test_depthwise_random_geometries(seed, dtype, threads):
-    check_depthwise(random_case(seed, depthwise=True), dtype, seed)
+    check_depthwise(random_case(seed), dtype, seed)
 
 
 def test_depthwise_results_do_not_depend_on_the_thread_count():
@@ -200,43 +180,6 @@ def test_depthwise_results_do_not_depend_on_the_thread_count():
         pyconv.set_num_threads(before)
     for a, b in zip(*outs):
         np.testing.assert_array_equal(a, b)  # bit for bit
-
-
-# ---------------------------------------------------------------------------------------------
-# small C (groups = 1)
-# ---------------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("name", sorted(CONV2D_EDGES))
-def test_small_c_conv_edge_cases(name, dtype, threads):
-    check_small_c(from_edge(CONV2D_EDGES[name], depthwise=False), dtype, seed=len(name))
-
-
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("name", sorted(SMALL_C_EXTRA))
-def test_small_c_vector_paths(name, dtype, threads):
-    check_small_c(SMALL_C_EXTRA[name], dtype, seed=len(name))
-
-
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("seed", range(20))
-def test_small_c_random_geometries(seed, dtype, threads):
-    check_small_c(random_case(seed, depthwise=False), dtype, seed)
-
-
-def test_small_c_first_layer_batch_on_two_threads_equals_one():
-    x_shape, w_shape, _, geometry = case((16, 3, 32, 32), (32, 3, 3, 3), padding=1)
-    x, w, b = (a.astype(np.float32) for a in make_arrays(x_shape, w_shape, True, 9))
-    before = pyconv.get_num_threads()
-    try:
-        outs = []
-        for n in (1, 2):
-            pyconv.set_num_threads(n)
-            outs.append(_C.conv2d_small_c_forward(x, w, b, *args(geometry)))
-    finally:
-        pyconv.set_num_threads(before)
-    np.testing.assert_array_equal(outs[0], outs[1])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -313,28 +256,6 @@ def test_depthwise_bad_arguments_raise_errors_that_name_them():
     with pytest.raises(TypeError, match="x must be float32 like the other arrays"):
         _C.conv2d_depthwise_backward_weight(np.zeros((1, 2, 3, 3), np.float32), x.astype(np.float64),
                                             (2, 1, 3, 3), *G)
-
-
-def test_small_c_bad_arguments_raise_errors_that_name_them():
-    x = np.zeros((1, 3, 5, 5), np.float64)
-    w = np.zeros((4, 3, 3, 3), np.float64)
-    f = _C.conv2d_small_c_forward
-    with pytest.raises(TypeError, match="x must be float32 or float64, got float16"):
-        f(x.astype(np.float16), w, None, *G)
-    with pytest.raises(TypeError, match="weight must be float64 like the other arrays, got float32"):
-        f(x, w.astype(np.float32), None, *G)
-    with pytest.raises(ValueError, match="does not fit input"):
-        f(x, w[:, :2].copy(), None, *G)
-    with pytest.raises(ValueError, match="x must have 4 dimensions"):
-        f(x[0], w, None, *G)
-    with pytest.raises(ValueError, match="weight must be C-contiguous"):
-        f(x, w.transpose(0, 1, 3, 2), None, *G)
-    with pytest.raises(ValueError, match=r"bias must have shape \(4,\)"):
-        f(x, w, np.zeros(3), *G)
-    with pytest.raises(ValueError, match="kernel size must be >= 1"):
-        f(x, np.zeros((4, 3, 0, 3)), None, *G)
-    with pytest.raises(ValueError, match="does not fit the padded input"):
-        f(x, np.zeros((4, 3, 6, 1)), None, *G)
 
 
 def test_sizes_whose_products_overflow_are_rejected_without_allocating():
