@@ -12,6 +12,7 @@ import pytest
 import pyconv
 from pyconv.backends import numpy_ref
 from pyconv.backends.cpu_kernels import ready
+from cpu_support import assert_close_to_reference
 from test_conv import CONV2D_EDGES
 from test_cpu_conv_special import record_calls
 from test_cpu_gemm_conv import misaligned, threads  # noqa: F401 (threads: a fixture)
@@ -36,12 +37,7 @@ DTYPES = [np.float64, np.float32]
 
 
 def assert_matches(got, want, dtype, what=""):
-    want = np.asarray(want, dtype=np.float64)
-    assert got.shape == want.shape, f"{what}: shape {got.shape} != {want.shape}"
-    assert got.dtype == dtype, f"{what}: dtype {got.dtype} != {dtype}"
-    scale = max(1.0, float(np.abs(want).max(initial=0.0)))
-    err = float(np.abs(got.astype(np.float64) - want).max(initial=0.0)) / scale
-    assert err <= TOLERANCE[dtype], f"{what}: relative error {err:.3g} > {TOLERANCE[dtype]}"
+    assert_close_to_reference(got, want, dtype, TOLERANCE[dtype], what)
 
 
 def edge_shapes():

@@ -13,6 +13,7 @@ import pytest
 import pyconv
 from pyconv import backends, nn
 from pyconv.backends import numpy_ref
+from cpu_support import assert_close_to_reference
 from test_cpu_gemm_conv import misaligned, threads  # noqa: F401 (threads: 1 and 2, a fixture)
 from test_rnn import GATES, LAYER_CONFIGS
 
@@ -44,12 +45,7 @@ def cpu():
 
 
 def assert_matches(got, want, dtype, what=""):
-    want = np.asarray(want, dtype=np.float64)
-    assert got.shape == want.shape, f"{what}: shape {got.shape} != {want.shape}"
-    assert got.dtype == dtype, f"{what}: dtype {got.dtype} != {dtype}"
-    scale = max(1.0, float(np.abs(want).max(initial=0.0)))
-    err = float(np.abs(got.astype(np.float64) - want).max(initial=0.0)) / scale
-    assert err <= TOLERANCE[dtype], f"{what}: relative error {err:.3g} > {TOLERANCE[dtype]}"
+    assert_close_to_reference(got, want, dtype, TOLERANCE[dtype], what)
 
 
 def cell_inputs(name, size, biases, seed):
