@@ -622,6 +622,11 @@ SIMT_NO_TSAN inline bool run_block(Worker& w, Launch& L, unsigned long long line
 #endif
 #if SIMT_TSAN
         if (!f.tsan_fiber) f.tsan_fiber = __tsan_create_fiber(0);
+        // Fibers are reused by the worker's next blocks, whose threads must all start on the same
+        // token parities: a fiber left at an odd phase by a smaller block would release into the
+        // other token than its peers and TSan would report the block's own barriers as races.
+        f.barrier_phase = 0;
+        f.warp_syncs = 0;
 #endif
         context_init(f.ctx, f.stack, kStackSize, &fiber_main, &f);
     }

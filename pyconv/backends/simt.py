@@ -5,11 +5,16 @@ This is how CI executes every CUDA kernel without a GPU: the launch glue
 (:mod:`pyconv.backends.cuda_glue`) is the same code the ``cuda`` backend runs, only the device
 differs. Contract kernels that have no CUDA code yet are listed in :data:`REFERENCE_KERNELS` and
 run on the NumPy reference; nothing else falls back.
+
+``PYCONV_SIMT_OPTIONS`` adds g++ flags to every kernel module this backend builds (for example
+``"-g -fsanitize=address"``: the sanitizer job of ``tests/test_simt_kernel_sanitizers.py`` runs
+the model kernels this way, in a subprocess with the sanitizer runtime preloaded).
 """
 
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 
 from . import cuda_glue, numpy_ref
@@ -38,7 +43,9 @@ class SimtDevice(cuda_glue.Device):
 
         module = self._modules.get(family)
         if module is None:
-            module = self._modules[family] = simt.RawModule(path=str(kernel_path(family)))
+            options = tuple(shlex.split(os.environ.get("PYCONV_SIMT_OPTIONS", "")))
+            module = self._modules[family] = simt.RawModule(path=str(kernel_path(family)),
+                                                            options=options)
         return module.get_function(entry)
 
 
