@@ -49,3 +49,14 @@ class _Move(autograd.Function):
 def move(tensor, device: str):
     """``tensor`` copied to ``device`` (``'cpu'`` or ``'cuda'``), recorded for autograd."""
     return _Move.apply(tensor, device)
+
+
+def set_autotune(enabled: bool = True, *, repeats: int = 3) -> None:
+    """Let the ``cuda`` backend choose kernel variants (convolution tiles, the float4 weight path,
+    GEMM row tiles) by timing each once per shape on the GPU, cached on disk per GPU model
+    (``PYCONV_CUDA_AUTOTUNE=1`` does the same at start-up); False returns to the heuristics.
+    RuntimeError with the reason when there is no usable GPU."""
+    from .backends import cuda as cuda_backend
+
+    cuda_backend.check_available()
+    cuda_backend.device.set_autotune(bool(enabled), repeats=repeats)

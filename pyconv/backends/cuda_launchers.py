@@ -35,6 +35,29 @@ class _GpuDevice(cuda_glue.Device):
 
         self.xp = cupy
         self.multiprocessors = int(cupy.cuda.Device().attributes["MultiProcessorCount"])
+        from .cuda_glue import autotune
+
+        if autotune.enabled_from_environment():
+            self.set_autotune(True)
+
+    def label(self) -> str:
+        import cupy
+
+        device = cupy.cuda.Device()
+        name = cupy.cuda.runtime.getDeviceProperties(device.id)["name"]
+        name = name.decode() if isinstance(name, bytes) else str(name)
+        return f"{name} sm_{device.compute_capability}"
+
+    def time_call(self, fn) -> float:
+        """Seconds of GPU time between two CUDA events around ``fn``'s launches."""
+        import cupy
+
+        start, end = cupy.cuda.Event(), cupy.cuda.Event()
+        start.record()
+        fn()
+        end.record()
+        end.synchronize()
+        return cupy.cuda.get_elapsed_time(start, end) / 1000.0
 
 
 def nvrtc_options() -> tuple[str, ...]:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import collections
 import importlib
+import time
 
 import numpy as np
 
@@ -47,10 +48,36 @@ class Device:
     warp_size = 32
     max_threads_per_block = 1024
 
+    # an autotune.Autotuner when variants are chosen by timing (set_autotune), else None
+    autotuner = None
+
     def __init__(self):
         self._functions = {}
         # entry name -> number of launches; tests use it to prove which kernels ran
         self.launches = collections.Counter()
+
+    def label(self) -> str:
+        """The device model, naming its autotune cache file."""
+        return self.name
+
+    def time_call(self, fn) -> float:
+        """Seconds one call of ``fn`` takes on this device (launches here are synchronous)."""
+        start = time.perf_counter()
+        fn()
+        return time.perf_counter() - start
+
+    def set_autotune(self, enabled: bool, *, timer=None, cache: bool = True, repeats: int = 3):
+        """Choose kernel variants per shape by timing them (see :mod:`.autotune`) or not.
+
+        ``timer(fn) -> seconds`` replaces :meth:`time_call`; ``cache=False`` keeps the choices in
+        memory only."""
+        from . import autotune
+
+        if not enabled:
+            self.autotuner = None
+            return
+        path = autotune.cache_file(self.label()) if cache else None
+        self.autotuner = autotune.Autotuner(timer or self.time_call, path, repeats)
 
     def function(self, family: str, entry: str):
         """The kernel ``entry`` of ``kernels/<family>.cu`` as ``f(grid, block, args, shared_mem=0)``."""

@@ -8,14 +8,15 @@ Shapes: x (N, C, H, W), weight (K, C/G, R, S), y (N, K, P, Q). Padding reaches t
 backward-input crops the rows that belong to no input pixel without a copy.
 
 Launch configuration (:func:`choose_tile`): 64 x 64 tiles of 256 threads when the GEMM is large
-enough to fill the device with them, else 32 x 32 tiles of 64 threads. That function is the
-place for the autotune hook of issue 5 item 4 (time each compiled variant once per shape on a
-GPU, cache the winner).
+enough to fill the device with them, else 32 x 32 tiles of 64 threads; the forward takes the
+float4 weight path whenever it is allowed. With autotuning on (:mod:`.autotune`) every compiled
+variant (both tiles; float4 and scalar weights) is timed once per shape and the fastest kept.
 """
 
 from __future__ import annotations
 
 from . import as_contiguous, ceil_div, elementwise_grid, i32, i64, suffix
+from .autotune import choose
 
 __all__ = [
     "conv2d_backward_input", "conv2d_backward_weight", "conv2d_forward",
@@ -118,16 +119,23 @@ def _forward(dev, x, weight, bias, out_size, stride, top_left, dilation, groups,
             grid, block, (y, x, weight, bias, has_bias, *geometry))
         return y
     rows, cols = K // groups, N * P * Q
-    tile = choose_tile(dev, rows, cols, groups)
     vector_ok = kind == "f32" and (Cg * R * S) % 4 == 0 and _address(weight) % 16 == 0
     if vector and not vector_ok:
         raise ValueError("conv2d_forward: the float4 weight path needs float32, C/G*R*S % 4 == 0 "
                          "and a 16-byte aligned weight")
-    entry = ("conv2d_forward_wvec" if vector_ok and vector is not False else "conv2d_forward")
-    grid, block = _gemm_grid(tile, rows, cols, groups)
-    dev.function("conv2d", f"{entry}_t{tile}_{kind}")(
-        grid, block, (y, x, weight, bias, has_bias, *geometry))
-    return y
+    vectors = [vector] if vector is not None else ([True, False] if vector_ok else [False])
+
+    def launch(config):
+        tile, vectorized = config
+        entry = "conv2d_forward_wvec" if vectorized else "conv2d_forward"
+        grid, block = _gemm_grid(tile, rows, cols, groups)
+        dev.function("conv2d", f"{entry}_t{tile}_{kind}")(
+            grid, block, (y, x, weight, bias, has_bias, *geometry))
+        return y
+
+    default = (choose_tile(dev, rows, cols, groups), vectors[0])
+    candidates = [(tile, v) for tile in TILES for v in vectors]
+    return choose(dev, "conv2d_forward", (kind, geometry), candidates, default, launch)
 
 
 def conv2d_forward(dev, x, weight, bias, stride, padding, dilation, groups):
@@ -162,10 +170,14 @@ def _backward_input(dev, grad_y, weight, input_shape, stride, top_left, dilation
         dev.function("conv2d", f"conv2d_depthwise_backward_input_{kind}")(grid, block, args)
         return grad_x
     rows, cols = C // groups, N * H * W
-    tile = choose_tile(dev, rows, cols, groups)
-    grid, block = _gemm_grid(tile, rows, cols, groups)
-    dev.function("conv2d", f"conv2d_backward_input_t{tile}_{kind}")(grid, block, args)
-    return grad_x
+
+    def launch(tile):
+        grid, block = _gemm_grid(tile, rows, cols, groups)
+        dev.function("conv2d", f"conv2d_backward_input_t{tile}_{kind}")(grid, block, args)
+        return grad_x
+
+    return choose(dev, "conv2d_backward_input", (kind, geometry), list(TILES),
+                  choose_tile(dev, rows, cols, groups), launch)
 
 
 def conv2d_backward_input(dev, grad_y, weight, input_shape, stride, padding, dilation, groups):
@@ -201,26 +213,30 @@ def _backward_weight(dev, grad_y, x, weight_shape, stride, top_left, dilation, g
             (K * R * S,), (DEPTHWISE_THREADS,), (grad_w, grad_y, x, *geometry))
         return grad_w
     rows, cols = K // groups, Cg * R * S
-    tile = choose_tile(dev, rows, cols, groups)
-    if chunk is None:
-        chunk, chunks = _chunks(dev, depth, ceil_div(rows, tile) * ceil_div(cols, tile) * groups)
-    else:
-        if chunk % BK:
-            raise ValueError(f"chunk must be a multiple of {BK}, got {chunk}")
-        chunks = ceil_div(depth, chunk)
-    # with one chunk the partial product is the gradient itself
-    partial = dev.xp.empty((chunks, K, Cg, R, S), dtype=grad_y.dtype)
-    grid, block = _gemm_grid(tile, rows, cols, groups * chunks)
-    dev.function("conv2d", f"conv2d_backward_weight_t{tile}_{kind}")(
-        grid, block, (partial, grad_y, x, i64(chunk, "chunk"), i32(chunks, "chunks"), *geometry))
-    if chunks == 1:
-        return partial[0]
-    grad_w = dev.xp.empty((K, Cg, R, S), dtype=grad_y.dtype)
-    n = grad_w.size
-    grid, block = elementwise_grid(dev, n, REDUCE_THREADS)
-    dev.function("conv2d", f"conv2d_backward_weight_reduce_{kind}")(
-        grid, block, (grad_w, partial, i64(n, "weight elements"), i32(chunks, "chunks")))
-    return grad_w
+    if chunk is not None and chunk % BK:
+        raise ValueError(f"chunk must be a multiple of {BK}, got {chunk}")
+
+    def launch(tile):
+        if chunk is None:
+            size, chunks = _chunks(dev, depth, ceil_div(rows, tile) * ceil_div(cols, tile) * groups)
+        else:
+            size, chunks = chunk, ceil_div(depth, chunk)
+        # with one chunk the partial product is the gradient itself
+        partial = dev.xp.empty((chunks, K, Cg, R, S), dtype=grad_y.dtype)
+        grid, block = _gemm_grid(tile, rows, cols, groups * chunks)
+        dev.function("conv2d", f"conv2d_backward_weight_t{tile}_{kind}")(
+            grid, block, (partial, grad_y, x, i64(size, "chunk"), i32(chunks, "chunks"), *geometry))
+        if chunks == 1:
+            return partial[0]
+        grad_w = dev.xp.empty((K, Cg, R, S), dtype=grad_y.dtype)
+        n = grad_w.size
+        grid, block = elementwise_grid(dev, n, REDUCE_THREADS)
+        dev.function("conv2d", f"conv2d_backward_weight_reduce_{kind}")(
+            grid, block, (grad_w, partial, i64(n, "weight elements"), i32(chunks, "chunks")))
+        return grad_w
+
+    return choose(dev, "conv2d_backward_weight", (kind, geometry, chunk), list(TILES),
+                  choose_tile(dev, rows, cols, groups), launch)
 
 
 def conv2d_backward_weight(dev, grad_y, x, weight_shape, stride, padding, dilation, groups):

@@ -11,6 +11,7 @@ at most 32 rows. ``column_sum`` gives bias gradients (sums over the rows of an (
 from __future__ import annotations
 
 from . import as_contiguous, ceil_div, elementwise_grid, i32, real, suffix
+from .autotune import choose
 
 __all__ = ["linear_backward_input", "linear_backward_weight", "linear_forward"]
 
@@ -81,19 +82,32 @@ def gemm(dev, a, b, trans_a=False, trans_b=False, out=None, alpha=1.0, beta=0.0,
                              f"{tuple(bias.shape)}")
     if m == 0 or n == 0:
         return out
-    tile_m = _tile_rows(m)
-    threads, infix = _TILES[tile_m]
-    grid = (ceil_div(n, TILE_N), ceil_div(m, tile_m))
-    if grid[1] > _MAX_GRID_Y:
-        raise ValueError(f"gemm: M={m} needs {grid[1]} row tiles, more than CUDA's {_MAX_GRID_Y}")
+    tiles = [t for t in _TILES if ceil_div(m, t) <= _MAX_GRID_Y]
+    if not tiles:
+        raise ValueError(f"gemm: M={m} needs {ceil_div(m, 64)} row tiles, more than CUDA's "
+                         f"{_MAX_GRID_Y}")
     vec4 = all(_vectorizable(x) for x in (a, b, out) + (() if bias is None else (bias,)))
-    entry = ("gemm_vec4_" if vec4 else "gemm_") + infix
-    dev.function("gemm", entry + kind)(
-        grid, (threads,),
-        (out, a, b, out if bias is None else bias, i32(m, "M"), i32(n, "N"), i32(k, "K"),
-         i32(bool(trans_a), "trans_a"), i32(bool(trans_b), "trans_b"), real(dtype, alpha),
-         real(dtype, beta), i32(bias is not None, "has_bias")))
-    return out
+    entry = "gemm_vec4_" if vec4 else "gemm_"
+
+    def launch(tile_m, target=out):
+        threads, infix = _TILES[tile_m]
+        grid = (ceil_div(n, TILE_N), ceil_div(m, tile_m))
+        dev.function("gemm", entry + infix + kind)(
+            grid, (threads,),
+            (target, a, b, target if bias is None else bias, i32(m, "M"), i32(n, "N"),
+             i32(k, "K"), i32(bool(trans_a), "trans_a"), i32(bool(trans_b), "trans_b"),
+             real(dtype, alpha), real(dtype, beta), i32(bias is not None, "has_bias")))
+        return target
+
+    default = _tile_rows(m) if _tile_rows(m) in tiles else tiles[0]
+    if beta != 0 and getattr(dev, "autotuner", None) is not None:
+        # out is read: time the variants on a copy, then run the choice on out itself
+        scratch = out.copy()
+        tile_m = choose(dev, "gemm", (kind, m, n, k, trans_a, trans_b, vec4), tiles,
+                        default, lambda t: (launch(t, scratch), t)[1])
+        return launch(tile_m)
+    return choose(dev, "gemm", (kind, m, n, k, trans_a, trans_b, vec4), tiles, default,
+                  launch)
 
 
 def column_sum(dev, x):
