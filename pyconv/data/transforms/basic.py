@@ -1,8 +1,8 @@
-"""Input transforms: ``Normalize`` and ``Compose``.
+"""Deterministic transforms: ``Compose``, ``Normalize``, ``ToFloat``.
 
-A transform is a callable on the image field of a dataset. It must work the same on one sample
-(C, H, W) and on a batch (N, C, H, W), because :class:`~pyconv.data.DataLoader` applies it to
-whole batches: per-channel parameters therefore broadcast against axis -3.
+``Normalize`` and ``Compose`` work the same on one sample (C, H, W) and on a batch
+(N, C, H, W), because :class:`~pyconv.data.DataLoader` applies transforms to whole batches:
+per-channel parameters therefore broadcast against axis -3.
 """
 
 from __future__ import annotations
@@ -11,9 +11,10 @@ import numbers
 
 import numpy as np
 
-from ..tensor import Tensor
+from ...tensor import Tensor
+from ._base import as_batch
 
-__all__ = ["Compose", "Normalize"]
+__all__ = ["Compose", "Normalize", "ToFloat"]
 
 
 def _channel_values(values, op: str, name: str) -> np.ndarray:
@@ -94,3 +95,31 @@ class Compose:
     def __repr__(self):
         body = "".join(f"\n    {t!r}" for t in self.transforms)
         return f"Compose({body}\n)"
+
+
+class ToFloat:
+    """Integer images to floats in [0, 1]; floating images pass through unchanged (not copied).
+
+    x: (N, C, H, W) or (C, H, W). uint8 is divided by 255, any other integer type by its largest
+    value (as torchvision's ``convert_image_dtype``), bool becomes 0/1. ``dtype`` is the result's
+    float type for integer inputs (float32 by default).
+    """
+
+    def __init__(self, dtype=np.float32):
+        self.dtype = np.dtype(dtype)
+        if self.dtype.kind != "f":
+            raise TypeError(f"ToFloat: dtype must be a floating type, got {self.dtype}")
+
+    def __call__(self, x):
+        batch, restore = as_batch(x, "ToFloat", floating=False)
+        if batch.dtype.kind == "f":
+            return x
+        if batch.dtype.kind == "b":
+            return restore(batch.astype(self.dtype))
+        if batch.dtype.kind not in "ui":
+            raise TypeError(f"ToFloat: expected an integer or floating array, got {batch.dtype}")
+        scale = np.iinfo(batch.dtype).max
+        return restore((batch.astype(np.float64) / scale).astype(self.dtype))
+
+    def __repr__(self):
+        return "ToFloat()" if self.dtype == np.float32 else f"ToFloat(dtype={self.dtype.name})"
