@@ -21,6 +21,7 @@ from ._native import build_info, get_num_threads, set_num_threads
 from .ops.math import where
 from .ops.shape import cat, split, stack, unbind
 from . import cuda, functional, memory, nn, optim  # noqa: E402  (nn/optim import the names above)
+from .interop import from_dlpack
 
 __version__ = "0.1.0"
 
