@@ -212,8 +212,35 @@ class Tensor:
         return self._data
 
     def __array__(self, dtype=None, copy=None):
-        arr = self._data if _array_module(self._data) is np else self._data.get()
-        return arr if dtype is None else arr.astype(dtype)
+        """NumPy's conversion protocol (NumPy 2 signature): ``np.asarray(t)`` shares memory with a
+        CPU tensor; ``copy=True`` always copies; ``copy=False`` raises ValueError when a copy
+        cannot be avoided (a CUDA tensor, or a different ``dtype``)."""
+        on_host = _array_module(self._data) is np
+        converts = dtype is not None and np.dtype(dtype) != self._data.dtype
+        if copy is False and (converts or not on_host):
+            raise ValueError(
+                "Unable to avoid copy while creating an array as requested: the tensor is "
+                + ("on cuda" if not on_host else f"{self.dtype}, not {np.dtype(dtype)}")
+            )
+        arr = self._data if on_host else self._data.get()
+        if converts:
+            return arr.astype(dtype)
+        return arr.copy() if copy and on_host else arr
+
+    def __dlpack__(self, *, stream=None, max_version=None, dl_device=None, copy=None):
+        """Export through DLPack (``np.from_dlpack(t)``, ``torch.from_dlpack(t)``, CuPy's), sharing
+        memory: delegated to the underlying NumPy or CuPy array. As PyTorch, a tensor that
+        requires grad must be detached first."""
+        if self.requires_grad:
+            raise RuntimeError("Can't export tensors that require gradient, use tensor.detach()")
+        options = {"stream": stream, "max_version": max_version, "dl_device": dl_device,
+                   "copy": copy}
+        # older producers do not know every keyword: pass only those the caller set
+        return self._data.__dlpack__(**{k: v for k, v in options.items() if v is not None})
+
+    def __dlpack_device__(self):
+        """(DLPack device type, device id): (1, 0) for CPU tensors, (2, id) for CUDA ones."""
+        return self._data.__dlpack_device__()
 
     def item(self):
         if self._data.size != 1:

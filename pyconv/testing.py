@@ -1,4 +1,5 @@
-"""Test utilities users can call too: finite-difference gradient checks and array comparison."""
+"""Test utilities users can call too: finite-difference gradient checks, array comparison, and
+:func:`compare`, which runs a user's function on every backend against a float64 reference."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import numpy as np
 from .autograd import no_grad
 from .tensor import Tensor
 
-__all__ = ["assert_close", "gradcheck"]
+__all__ = ["assert_close", "compare", "gradcheck"]
 
 
 def _flat_outputs(out):
@@ -109,3 +110,124 @@ def assert_close(actual, expected, atol: float = 1e-6, rtol: float = 1e-5, name:
             f"{name}: {bad.sum()} of {bad.size} elements differ (atol={atol}, rtol={rtol}, "
             f"max abs diff {np.max(np.abs(a - e)[bad]):.3g}); first: {rows}"
         )
+
+
+# (atol, rtol) per dtype for compare(): looser than a single kernel's (pyconv.check.TOLERANCES)
+# because a user's function chains several kernels.
+COMPARE_TOLERANCES = {np.dtype(np.float32): (2e-5, 2e-4), np.dtype(np.float64): (1e-9, 1e-7)}
+
+
+def _prepare_inputs(inputs, dtype):
+    """Float arrays (and tensors) rounded to ``dtype``; other entries unchanged."""
+    out = []
+    for value in inputs:
+        if isinstance(value, Tensor):
+            value = np.asarray(value.detach())
+        if isinstance(value, (list, np.ndarray)) and np.asarray(value).dtype.kind == "f":
+            value = np.asarray(value).astype(dtype)
+        out.append(value)
+    return out
+
+
+def _run_on(backend, fn, arrays, grad, seed):
+    """fn on ``backend`` with float arrays as tensors; returns (outputs, grads) as host arrays,
+    grads None unless ``grad`` (then (position, gradient) per float input: the gradient of a
+    fixed random projection of the outputs)."""
+    from . import backends
+
+    with backends.use(backend):
+        tensors = []
+        for a in arrays:
+            if isinstance(a, np.ndarray):
+                t = Tensor(a.copy(), requires_grad=grad and a.dtype.kind == "f")
+                if backend == "cuda":
+                    t = t.detach().cuda().requires_grad_(t.requires_grad)
+                a = t
+            tensors.append(a)
+        returned = fn(*tensors)
+        outs = _flat_outputs(returned)
+        if not outs:
+            raise TypeError(f"compare: fn must return a pyconv tensor or tuples of them, got "
+                            f"{type(returned).__name__}")
+        values = [np.asarray(o.detach()) for o in outs]
+        if not grad:
+            return values, None
+        rng = np.random.default_rng(seed)
+        total = None
+        for o in outs:
+            w = rng.standard_normal(o.shape).astype(o.dtype)
+            if o.requires_grad and o.dtype.kind == "f":
+                term = (o * Tensor(w).to(o.device)).sum()
+                total = term if total is None else total + term
+        if total is not None:
+            total.backward()
+        grads = [(i, np.zeros(t.shape) if t.grad is None else np.asarray(t.grad))
+                 for i, t in enumerate(tensors) if isinstance(t, Tensor) and t.dtype.kind == "f"]
+        return values, grads
+
+
+def compare(fn, inputs, reference=None, *, backends=None, atol=None, rtol=None,
+            dtype=np.float32, grad=False, seed=0, raise_on_failure=False):
+    """Run ``fn`` (taking pyconv tensors, returning a tensor or nested tuples of them) on every
+    backend and compare its outputs with a float64 reference, as ``pyconv check`` does for the
+    kernels.
+
+    ``inputs``: NumPy arrays (float ones are rounded to each ``dtype`` and become tensors;
+    integer ones become tensors unchanged) or other values passed as they are. ``reference``: a
+    callable taking the same inputs as float64 NumPy arrays (the rounded values) and returning an
+    array or a tuple of arrays; default: ``fn`` itself on the ``numpy`` backend in float64.
+    ``grad=True`` also compares the gradients with respect to the float inputs (of a fixed
+    random projection of the outputs) with those of ``fn`` on the numpy backend in float64.
+    ``backends``: names (default: every available one); ``dtype``: one dtype or a sequence;
+    ``atol``/``rtol`` default to ``COMPARE_TOLERANCES`` per dtype.
+
+    Returns a :class:`pyconv.check.Table` (rows like ``pyconv check``'s, ``.ok``, ``.failures``,
+    ``str()`` is the table); with ``raise_on_failure`` a failing row raises AssertionError
+    with the table.
+    """
+    from . import backends as _backends
+    from .check import Row, Table, _select_backends, errors
+
+    usable, unavailable = _select_backends(_backends.available() if backends is None else backends)
+    name = getattr(fn, "__name__", type(fn).__name__)
+    dtypes = [np.dtype(d) for d in (dtype if isinstance(dtype, (tuple, list)) else (dtype,))]
+    for d in dtypes:
+        if d not in COMPARE_TOLERANCES:
+            raise ValueError(f"compare: dtype must be float32 or float64, got {d}")
+    rows = []
+    for d in dtypes:
+        d_atol, d_rtol = COMPARE_TOLERANCES[d]
+        tol = (d_atol if atol is None else atol, d_rtol if rtol is None else rtol)
+        rounded = _prepare_inputs(inputs, d)
+        as64 = [a.astype(np.float64) if isinstance(a, np.ndarray) and a.dtype.kind == "f" else a
+                for a in rounded]
+        expected, expected_grads = _run_on("numpy", fn, as64, grad, seed)
+        if reference is not None:
+            found = reference(*[a.copy() if isinstance(a, np.ndarray) else a for a in as64])
+            found = found if isinstance(found, (tuple, list)) else (found,)
+            expected = [np.asarray(v, dtype=np.float64) for v in found]
+        for module in usable:
+            try:
+                got, grads = _run_on(module.name, fn, rounded, grad, seed)
+            except Exception as exc:  # noqa: BLE001 - reported as a failed row
+                rows.append(Row(name, module.name, d, float("nan"), float("nan"), None, *tol, False,
+                                f"{type(exc).__name__}: {exc}"[:160]))
+                continue
+            pairs = [(f"{name} output {i}", g, e) for i, (g, e) in
+                     enumerate(zip(got, expected))]
+            if len(got) != len(expected):
+                rows.append(Row(name, module.name, d, float("nan"), float("nan"), None, *tol,
+                                False, f"{len(got)} outputs, reference has {len(expected)}"))
+            if grad:
+                pairs += [(f"{name} grad of input {i}", g, e) for (i, g), (_, e) in
+                          zip(grads, expected_grads)]
+            for label, g, e in pairs:
+                abs_err, rel_err, close, msg = errors(g, e, *tol)
+                rows.append(Row(label, module.name, d, abs_err, rel_err, None, *tol, close, msg))
+    preamble = [f"compare {name}: reference = "
+                + ("the given function" if reference is not None else "fn on numpy in float64")]
+    preamble += [f"{n}: unavailable: {reason}" for n, reason in unavailable]
+    table = Table(rows, preamble)
+    if raise_on_failure and not table.ok:
+        raise AssertionError(str(table))
+    return table
