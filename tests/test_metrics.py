@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 import pyconv
-from pyconv.metrics import accuracy, confusion_matrix, precision_recall_f1
+from pyconv.metrics import (accuracy, classification_report, cohen_kappa, confusion_matrix,
+                            precision_recall_f1, roc_auc)
 
 
 def _sklearn_metrics():
@@ -154,3 +155,119 @@ def test_precision_recall_f1_errors():
         precision_recall_f1([0], [0], 2, average="samples")
     with pytest.raises(ValueError, match="preds holds 5"):
         precision_recall_f1([5], [0], 2)
+
+
+# ----- Cohen's kappa -----------------------------------------------------------------------
+
+
+def test_cohen_kappa_hand_checked():
+    # cm = [[2, 1], [0, 1]]: observed agreement 3/4; expected (3*2 + 1*2) / 16 = 1/2
+    assert cohen_kappa([0, 1, 0, 1], [0, 0, 0, 1], 2) == pytest.approx((0.75 - 0.5) / 0.5)
+    assert cohen_kappa([2, 0, 1], [2, 0, 1], 3) == 1.0
+    # a single class in both inputs: chance explains everything, kappa is 0/0
+    assert np.isnan(cohen_kappa([1, 1], [1, 1], 3))
+
+
+@pytest.mark.parametrize("weights", [None, "linear", "quadratic"])
+@pytest.mark.parametrize("seed,n,num_classes,present", [
+    (0, 100, 4, None), (1, 400, 10, None), (2, 60, 6, 3), (3, 8, 5, None), (4, 2, 3, None),
+])
+def test_cohen_kappa_matches_sklearn(weights, seed, n, num_classes, present):
+    metrics = _sklearn_metrics()
+    preds, targets = _random_labels(seed, n, num_classes, present)
+    expected = metrics.cohen_kappa_score(targets, preds, labels=list(range(num_classes)),
+                                         weights=weights)
+    assert cohen_kappa(preds, targets, num_classes, weights=weights) == pytest.approx(
+        expected, abs=1e-12, nan_ok=True)
+
+
+def test_cohen_kappa_errors():
+    with pytest.raises(ValueError,
+                       match="weights must be None, 'linear' or 'quadratic', got 'square'"):
+        cohen_kappa([0], [0], 2, weights="square")
+    with pytest.raises(ValueError, match="targets is empty"):
+        cohen_kappa(np.zeros(0, np.int64), np.zeros(0, np.int64), 2)
+    with pytest.raises(ValueError, match=r"targets holds 2, outside \[0, num_classes=2\)"):
+        cohen_kappa([0], [2], 2)
+
+
+# ----- ROC AUC -----------------------------------------------------------------------------
+
+
+def test_roc_auc_hand_checked():
+    targets = [0, 0, 1, 1]
+    assert roc_auc([0.1, 0.2, 0.8, 0.9], targets) == 1.0
+    assert roc_auc([0.9, 0.8, 0.2, 0.1], targets) == 0.0
+    assert roc_auc([0.5, 0.5, 0.5, 0.5], targets) == 0.5
+    # pairs (pos, neg): 0.8 > 0.1, 0.8 > 0.8 ties (1/2), 0.3 > 0.1, 0.3 < 0.8: (1 + 0.5 + 1) / 4
+    assert roc_auc([0.1, 0.8, 0.8, 0.3], targets) == pytest.approx(2.5 / 4)
+    # integer scores and tensors work too
+    assert roc_auc(pyconv.tensor([0, 1, 1, 0]), pyconv.tensor([0, 1, 1, 0])) == 1.0
+
+
+def test_roc_auc_of_two_column_scores_ranks_column_1_against_column_0():
+    rng = np.random.default_rng(0)
+    logits = rng.standard_normal((40, 2))
+    targets = rng.integers(0, 2, 40)
+    probs = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    expected = roc_auc(probs[:, 1], targets)
+    assert roc_auc(logits, targets) == pytest.approx(expected)
+    assert roc_auc(probs, targets) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("seed,n,decimals", [(0, 50, None), (1, 300, 1), (2, 13, 0), (3, 1000, 2)])
+def test_roc_auc_matches_sklearn_including_ties(seed, n, decimals):
+    metrics = _sklearn_metrics()
+    rng = np.random.default_rng(seed)
+    targets = rng.integers(0, 2, n)
+    targets[:2] = [0, 1]
+    scores = rng.random(n) + 0.3 * targets
+    if decimals is not None:  # rounding makes many ties, within and across the classes
+        scores = np.round(scores, decimals)
+    assert roc_auc(scores, targets) == pytest.approx(metrics.roc_auc_score(targets, scores),
+                                                     abs=1e-12)
+
+
+def test_roc_auc_errors():
+    with pytest.raises(ValueError, match="targets holds only class 1; ROC AUC needs samples"):
+        roc_auc([0.1, 0.2], [1, 1])
+    with pytest.raises(ValueError, match=r"targets holds 2, outside \[0, num_classes=2\)"):
+        roc_auc([0.1, 0.2, 0.3], [0, 1, 2])
+    with pytest.raises(ValueError, match=r"scores must have shape \(N,\) or \(N, 2\) and targets "
+                                         r"\(N,\), got scores \(3, 3\) and targets \(3,\)"):
+        roc_auc(np.zeros((3, 3)), [0, 1, 0])
+    with pytest.raises(ValueError, match="scores holds NaN"):
+        roc_auc([0.1, np.nan], [0, 1])
+    with pytest.raises(TypeError, match="targets must hold integer class indices"):
+        roc_auc([0.1, 0.2], [0.0, 1.0])
+
+
+# ----- classification report ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("seed,n,num_classes,present,digits", [
+    (0, 100, 4, None, 2), (1, 500, 10, None, 4), (2, 60, 6, 4, 3), (3, 7, 3, None, 2),
+])
+def test_classification_report_matches_sklearn(seed, n, num_classes, present, digits):
+    metrics = _sklearn_metrics()
+    preds, targets = _random_labels(seed, n, num_classes, present)
+    labels = list(range(num_classes))
+    names = [f"class {c}" for c in labels] if seed % 2 else None
+    kwargs = dict(labels=labels, target_names=names, zero_division=0)
+    expected = metrics.classification_report(targets, preds, digits=digits, **kwargs)
+    assert classification_report(preds, targets, num_classes, names, digits=digits) == expected
+    ours = classification_report(preds, targets, num_classes, names, output_dict=True)
+    theirs = metrics.classification_report(targets, preds, output_dict=True, **kwargs)
+    assert list(ours) == list(theirs)
+    for key, row in theirs.items():
+        if key == "accuracy":
+            assert ours[key] == pytest.approx(row)
+        else:
+            assert ours[key] == pytest.approx(row), key
+
+
+def test_classification_report_errors():
+    with pytest.raises(ValueError, match="class_names must have num_classes=3 entries, got 2"):
+        classification_report([0], [0], 3, class_names=["a", "b"])
+    with pytest.raises(ValueError, match="targets is empty"):
+        classification_report(np.zeros(0, np.int64), np.zeros(0, np.int64), 2)
