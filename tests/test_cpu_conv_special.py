@@ -159,6 +159,76 @@ def test_depthwise_random_geometries(seed, dtype, threads):
     check_depthwise(random_case(seed), dtype, seed)
 
 
+# 3x3 stride-1 forward and input gradient (conv2d_depthwise_3x3_forward.h): row blocks of 5 (1 to 12 rows covers
+# every remainder), widths around one and two vectors (a last partial vector of x copied with a
+# masked load), padding 0 to past the kernel, asymmetric, left padding past one vector (the
+# frame's alignment lead).
+FRAME_CASES = [((h, w), (1, 1, 1, 1)) for h in range(1, 13) for w in (8, 13)] + [
+    ((5, w), pad) for w in (4, 5, 7, 9, 15, 16, 17, 31, 33)
+    for pad in ((1, 1, 1, 1), (0, 0, 0, 0), (2, 0, 1, 2), (0, 3, 9, 1), (2, 2, 0, 2), (3, 1, 2, 4))]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("size,padding", FRAME_CASES)
+def test_depthwise_3x3_frames(size, padding, dtype, threads):
+    # forward, and the input gradient (the same kernel on grad_y's frames when top, left <= 2)
+    x_shape = (2, 3) + size
+    if size[1] + padding[2] + padding[3] < 3 or size[0] + padding[0] + padding[1] < 3:
+        pytest.skip("the kernel does not fit")
+    x, w, bias = make_arrays(x_shape, (3, 1, 3, 3), True, sum(size) + sum(padding))
+    want = numpy_ref.conv2d_forward(x, w, bias, (1, 1), padding, (1, 1), 3)
+    got = _C.conv2d_depthwise_forward(cast(x, dtype), cast(w, dtype), cast(bias, dtype), (1, 1), padding, (1, 1))
+    assert_matches(got, want, dtype, f"3x3 frame {size} {padding}")
+    gy = np.random.default_rng(sum(size)).standard_normal(want.shape)
+    assert_matches(_C.conv2d_depthwise_backward_input(cast(gy, dtype), cast(w, dtype), x_shape, (1, 1), padding, (1, 1)),
+                   numpy_ref.conv2d_backward_input(gy, w, x_shape, (1, 1), padding, (1, 1), 3), dtype,
+                   f"3x3 frame backward_input {size} {padding}")
+
+
+def test_depthwise_3x3_forward_after_other_geometries():
+    # each thread keeps its zeroed frames for the last geometry: a different one must re-zero
+    # them (a frame left from a wider padding holds values where the next one needs zeros)
+    rng = np.random.default_rng(21)
+    geometries = [((1, 2, 9, 20), (2, 2, 2, 2)), ((1, 2, 9, 20), (1, 1, 1, 1)), ((1, 2, 11, 16), (0, 1, 3, 0)),
+                  ((1, 2, 9, 20), (2, 2, 2, 2)), ((1, 2, 9, 20), (0, 0, 0, 0))]
+    for x_shape, padding in geometries:
+        x, w = rng.standard_normal(x_shape), rng.standard_normal((2, 1, 3, 3))
+        want = numpy_ref.conv2d_forward(x, w, None, (1, 1), padding, (1, 1), 2)
+        for dtype in DTYPES:
+            got = _C.conv2d_depthwise_forward(cast(x, dtype), cast(w, dtype), None, (1, 1), padding, (1, 1))
+            assert_matches(got, want, dtype, f"{x_shape} {padding} after other geometries")
+
+
+def shifted_sum_3x3(x, w, bias, padding):
+    """Depthwise 3x3 stride-1 forward in float64 as 9 shifted planes (cheap for large inputs)."""
+    top, bottom, left, right = padding
+    xp = np.pad(x.astype(np.float64), ((0, 0), (0, 0), (top, bottom), (left, right)))
+    p, q = xp.shape[2] - 2, xp.shape[3] - 2
+    y = np.broadcast_to(bias.astype(np.float64)[None, :, None, None], (x.shape[0], x.shape[1], p, q)).copy()
+    for r in range(3):
+        for s in range(3):
+            y += w[None, :, 0, r, s, None, None].astype(np.float64) * xp[:, :, r:r + p, s:s + q]
+    return y
+
+
+@pytest.mark.parametrize("x_shape,dtype", [((2, 16, 256, 256), np.float32), ((1, 16, 256, 256), np.float64),
+                                           ((1, 17, 256, 255), np.float64)])
+def test_depthwise_3x3_large_outputs(x_shape, dtype, threads):
+    # outputs of >= 8 MiB are streamed (rows of whole aligned vectors; W = 255: plain stores)
+    rng = np.random.default_rng(22)
+    c = x_shape[1]
+    x = rng.standard_normal(x_shape, dtype=dtype)
+    w, bias = rng.standard_normal((c, 1, 3, 3)).astype(dtype), rng.standard_normal(c).astype(dtype)
+    got = _C.conv2d_depthwise_forward(x, w, bias, (1, 1), (1, 1, 1, 1), (1, 1))
+    assert got.nbytes >= 8 << 20
+    assert_matches(got, shifted_sum_3x3(x, w, bias, (1, 1, 1, 1)), dtype, f"large {x_shape}")
+    # the input gradient: grad_y correlated with the kernel rotated by 180 degrees
+    gy = rng.standard_normal(got.shape, dtype=dtype)
+    assert_matches(_C.conv2d_depthwise_backward_input(gy, w, x_shape, (1, 1), (1, 1, 1, 1), (1, 1)),
+                   shifted_sum_3x3(gy, w[:, :, ::-1, ::-1], np.zeros(c), (1, 1, 1, 1)), dtype,
+                   f"large backward_input {x_shape}")
+
+
 def test_depthwise_results_do_not_depend_on_the_thread_count():
     # large enough to run on 2 threads; 9 images: batch chunks of uneven fill
     x_shape, w_shape, _, geometry = case((9, 8, 30, 45), (8, 1, 3, 3), padding=1)

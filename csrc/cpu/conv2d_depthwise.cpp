@@ -14,7 +14,8 @@
 // outside the image is skipped, and tiles whose taps cross the left/right border (or the end of
 // the row) use masked loads that read 0 outside. Other column strides take scalar loops.
 // 3x3 kernels with stride 1 and dilation 1 (any padding) take the register-reuse kernels of
-// conv2d_depthwise_3x3.h instead, on a zero-padded copy of each source plane.
+// conv2d_depthwise_3x3.h (gradients) and conv2d_depthwise_3x3_forward.h (forward) instead, on a
+// zero-padded copy of each source plane.
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
@@ -23,6 +24,7 @@
 #include <vector>
 
 #include "conv2d_depthwise_3x3.h"
+#include "conv2d_depthwise_3x3_forward.h"
 #include "conv2d_depthwise_args.h"
 #include "conv2d_depthwise_vec.h"
 #include "parallel.h"
@@ -44,14 +46,6 @@ constexpr int kRowBlock = 4;
 template <typename T>
 bool unit_3x3(const ConvGeometry& g, int64_t out_width) {
     return g.r == 3 && g.s == 3 && g.sh == 1 && g.sw == 1 && g.dh == 1 && g.dw == 1 && out_width >= Vec<T>::L;
-}
-
-// This thread's buffer for a padded plane (kept across calls).
-template <typename T>
-T* padded_plane(int64_t count) {
-    thread_local std::vector<T> buffer;
-    if (buffer.size() < size_t(count)) buffer.resize(size_t(count));
-    return buffer.data();
 }
 
 // The taps of one block of output rows: output row j, tap (r, s) reads source row
@@ -164,14 +158,7 @@ void plane_rows(int64_t out_rows, int64_t out_width, const T* w, int64_t r_taps,
 // One plane: x (H, W) -> y (P, Q), w (R, S).
 template <typename T>
 void forward_plane(const ConvGeometry& g, const T* x, const T* w, T bias, T* y) {
-    if (unit_3x3<T>(g, g.q)) {  // y[p][q] = bias + sum w[r][s] * x[p + r - top][q + s - left]
-        const int64_t ld = g.q + 2;
-        T* src = padded_plane<T>((g.p + 2) * ld);
-        direct::padded_copy(x, g.h, g.w, g.top, g.left, g.p + 2, ld, src);
-        direct::plane_3x3(src, ld, w, g.p, g.q, bias, y);
-        return;
-    }
-    if (g.sw == 1) {
+    if (g.sw == 1) {  // (3x3 with stride 1 and dilation 1: forward_planes_3x3)
         plane_rows(g.p, g.q, w, g.r, g.s, g.dw, g.left, g.w, bias, y, [&](int64_t p, int64_t r) -> const T* {
             const int64_t ih = p * g.sh + r * g.dh - g.top;
             return ih >= 0 && ih < g.h ? x + ih * g.w : nullptr;
@@ -193,9 +180,68 @@ void forward_plane(const ConvGeometry& g, const T* x, const T* w, T bias, T* y) 
         }
 }
 
+// Outputs at least this large are written with non-temporal stores by the 3x3 kernel: they do
+// not fit the 8 MiB L3, so the next layer reads them from memory anyway, and streaming them
+// saves their read-for-ownership (measured: 1 ms of 7 on the benchmark's 25.7 MB output).
+// Smaller outputs stay in the cache for the next layer.
+constexpr int64_t kStreamMinBytes = int64_t(8) << 20;
+
+// This thread's two frame buffers (32-byte aligned), zeroed when the geometry changes.
+template <typename T>
+T* frame_buffers(const direct::PaddedFrame<T>& f) {
+    thread_local std::vector<T> storage;
+    thread_local std::optional<direct::PaddedFrame<T>> geometry;
+    constexpr int64_t align = 32 / sizeof(T);
+    const auto aligned = [] {
+        const auto a = reinterpret_cast<uintptr_t>(storage.data());
+        return storage.data() + (align - int64_t(a / sizeof(T) % align)) % align;
+    };
+    if (!geometry || !(*geometry == f)) {
+        storage.assign(size_t(2 * f.size() + align), T(0));
+        geometry = f;
+    }
+    return aligned();
+}
+
+// 3x3, stride 1, dilation 1, through the frames of conv2d_depthwise_3x3_forward.h:
+//   out[plane] (rows x cols) = bias[c] + the 3x3 correlation of frame(src[plane]) with w[c]
+// for every plane = n*C + c of `planes` (src planes of f.src_rows x f.src_cols). Runs of
+// consecutive planes per task, so that the next plane prefetched while one computes is this
+// thread's; each thread alternates between two frame buffers.
+template <typename T>
+void planes_3x3(const direct::PaddedFrame<T>& f, const T* src, int64_t planes, int64_t channels, const T* w,
+                const T* bias, int64_t rows, int64_t cols, T* out, int threads) {
+    const int64_t src_size = f.src_rows * f.src_cols, out_size = rows * cols;
+    const bool stream = planes * out_size * int64_t(sizeof(T)) >= kStreamMinBytes;
+    const int64_t run = std::clamp<int64_t>(planes / (4 * int64_t(threads)), 1, 16);  // >= 4 tasks per thread
+    parallel_for((planes + run - 1) / run, threads, [&](int64_t task) {
+        T* const buffers = frame_buffers(f);
+        for (int64_t plane = task * run; plane < std::min(planes, (task + 1) * run); ++plane) {
+            T* buf = buffers + (plane % 2) * f.size();
+            f.copy(src + plane * src_size, buf);
+            const int64_t c = plane % channels;
+            const T* next = plane + 1 < planes ? src + (plane + 1) * src_size : nullptr;
+            T* o = out + plane * out_size;
+            const T b = bias ? bias[c] : T(0);
+            if (stream && reinterpret_cast<uintptr_t>(o) % 32 == 0 && cols % Vec<T>::L == 0)
+                direct::forward_plane_3x3<T, true>(buf + f.lead, f.ld, w + c * 9, rows, cols, b, o, next, src_size);
+            else
+                direct::forward_plane_3x3<T, false>(buf + f.lead, f.ld, w + c * 9, rows, cols, b, o, next, src_size);
+        }
+#ifdef PYCONV_CPU_AVX2
+        if (stream) _mm_sfence();  // the streamed rows are visible before the task ends
+#endif
+    });
+}
+
 template <typename T>
 void forward(const ConvGeometry& g, const T* x, const T* w, const T* bias, T* y) {
     const int threads = threads_for(2.0 * double(g.n * g.c) * double(g.taps()) * double(g.pq()));
+    if (unit_3x3<T>(g, g.q)) {  // y[p][q] = bias + sum w[r][s] * x[p + r - top][q + s - left]
+        planes_3x3(direct::PaddedFrame<T>(g.h, g.w, g.top, g.left, g.p + 2, g.q + 2), x, g.n * g.c, g.c, w, bias,
+                   g.p, g.q, y, threads);
+        return;
+    }
     parallel_for(g.n * g.c, threads, [&](int64_t plane) {
         const int64_t c = plane % g.c;
         forward_plane(g, x + plane * g.hw(), w + c * g.taps(), bias ? bias[c] : T(0), y + plane * g.pq());
@@ -209,17 +255,7 @@ void forward(const ConvGeometry& g, const T* x, const T* w, const T* bias, T* y)
 // One plane: grad_y (P, Q) -> grad_x (H, W), w (R, S).
 template <typename T>
 void backward_input_plane(const ConvGeometry& g, const T* gy, const T* w, T* gx) {
-    if (unit_3x3<T>(g, g.w)) {
-        // grad_x[h][c] = sum_{r,s} w[2-r][2-s] * grad_y[h + r - (2 - top)][c + s - (2 - left)]
-        const int64_t ld = g.w + 2;
-        T* src = padded_plane<T>((g.h + 2) * ld);
-        direct::padded_copy(gy, g.p, g.q, 2 - g.top, 2 - g.left, g.h + 2, ld, src);
-        T rotated[9];
-        for (int t = 0; t < 9; ++t) rotated[t] = w[8 - t];
-        direct::plane_3x3(src, ld, rotated, g.h, g.w, T(0), gx);
-        return;
-    }
-    if (g.sw == 1) {
+    if (g.sw == 1) {  // (3x3 with stride 1 and dilation 1: planes_3x3)
         // grad_x[h, c] = sum_{r,s} grad_y[(h + top - r*dh) / sh, c + left - s*dw] * w[r, s]: the
         // forward taps with the kernel rotated (tap R-1-r, S-1-s reads column c + s'*dw - off)
         thread_local std::vector<T> rotated;
@@ -252,6 +288,16 @@ void backward_input_plane(const ConvGeometry& g, const T* gy, const T* w, T* gx)
 template <typename T>
 void backward_input(const ConvGeometry& g, const T* gy, const T* w, T* gx) {
     const int threads = threads_for(2.0 * double(g.n * g.c) * double(g.taps()) * double(g.pq()));
+    if (unit_3x3<T>(g, g.w)) {
+        // grad_x[h][c] = sum_{r,s} w[2-r][2-s] * grad_y[h + r - (2 - top)][c + s - (2 - left)]: the
+        // forward kernel, rotated, on grad_y's frames (top, left > 2 crop grad_y)
+        std::vector<T> rotated(size_t(g.c * 9));
+        for (int64_t c = 0; c < g.c; ++c)
+            for (int t = 0; t < 9; ++t) rotated[size_t(c * 9 + t)] = w[c * 9 + 8 - t];
+        planes_3x3(direct::PaddedFrame<T>(g.p, g.q, 2 - g.top, 2 - g.left, g.h + 2, g.w + 2), gy, g.n * g.c, g.c,
+                   rotated.data(), static_cast<const T*>(nullptr), g.h, g.w, gx, threads);
+        return;
+    }
     parallel_for(g.n * g.c, threads, [&](int64_t plane) {
         backward_input_plane(g, gy + plane * g.pq(), w + (plane % g.c) * g.taps(), gx + plane * g.hw());
     });
@@ -326,14 +372,14 @@ constexpr int64_t kMaxBatchChunks = 8;
 template <typename T>
 void weight_chunk(const ConvGeometry& g, const T* gy, const T* x, int64_t c, int64_t n0, int64_t n1, T* out) {
     if (unit_3x3<T>(g, g.q)) {  // x[p + r - top][q + s - left] = src[p + r][q + s]
-        const int64_t ld = round_up(g.q, Vec<T>::L) + 2;
-        T* src = padded_plane<T>((g.p + 2) * ld);
+        const direct::PaddedFrame<T> f(g.h, g.w, g.top, g.left, g.p + 2, round_up(g.q, Vec<T>::L) + 2);
+        T* const buf = frame_buffers(f);
         typename Vec<T>::V acc[9];
         for (auto& a : acc) a = Vec<T>::zero();
         for (int64_t n = n0; n < n1; ++n) {
             const int64_t plane = n * g.c + c;
-            direct::padded_copy(x + plane * g.hw(), g.h, g.w, g.top, g.left, g.p + 2, ld, src);
-            direct::plane_weights_3x3(gy + plane * g.pq(), src, ld, g.p, g.q, acc);
+            f.copy(x + plane * g.hw(), buf);
+            direct::plane_weights_3x3(gy + plane * g.pq(), buf + f.lead, f.ld, g.p, g.q, acc);
         }
         for (int t = 0; t < 9; ++t) out[t] = Vec<T>::sum(acc[t]);
         return;

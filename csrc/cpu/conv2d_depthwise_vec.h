@@ -27,6 +27,7 @@ struct Vec<float> {
     static V set1(float v) { return _mm256_set1_ps(v); }
     static V load(const float* p) { return _mm256_loadu_ps(p); }
     static void store(float* p, V v) { _mm256_storeu_ps(p, v); }
+    static void store_aligned(float* p, V v) { _mm256_store_ps(p, v); }  // p 32-byte aligned
     static V fma(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
     static V add(V a, V b) { return _mm256_add_ps(a, b); }
     // lanes t with lo <= t < hi
@@ -57,6 +58,7 @@ struct Vec<double> {
     static V set1(double v) { return _mm256_set1_pd(v); }
     static V load(const double* p) { return _mm256_loadu_pd(p); }
     static void store(double* p, V v) { _mm256_storeu_pd(p, v); }
+    static void store_aligned(double* p, V v) { _mm256_store_pd(p, v); }
     static V fma(V a, V b, V c) { return _mm256_fmadd_pd(a, b, c); }
     static V add(V a, V b) { return _mm256_add_pd(a, b); }
     static M mask(int64_t lo, int64_t hi) {
@@ -85,6 +87,7 @@ struct Vec {
     static V set1(T v) { return v; }
     static V load(const T* p) { return *p; }
     static void store(T* p, V v) { *p = v; }
+    static void store_aligned(T* p, V v) { *p = v; }
     static V fma(V a, V b, V c) { return a * b + c; }
     static V add(V a, V b) { return a + b; }
     static M mask(int64_t lo, int64_t hi) { return lo <= 0 && 0 < hi; }
