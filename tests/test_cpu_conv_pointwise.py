@@ -2,7 +2,8 @@
 1, no padding, groups 1), called through pyconv._C, against the NumPy float64 reference: the 1x1
 edge cases of test_conv.py, shapes that cross every tile and block of the GEMMs (channels not
 multiples of the 6x16 tile, odd H*W, reductions longer than a KC block and split in image
-chunks, both orientations of the weight gradient), in float64 and float32 at 1 and 2 threads;
+chunks, both orientations of the weight gradient, both of its paths: unpacked dot tiles for
+runs of >= 256 pixels, the packed GEMM below), in float64 and float32 at 1 and 2 threads;
 thread-count independence; views and misaligned arrays through the backend module (which must
 dispatch here); errors at the boundary; the op layer's autograd on the cpu backend."""
 
@@ -68,6 +69,15 @@ SHAPES = {
     "wide_weight_gradient": (2, 20, 3, 3, 1100, False),     # dW columns over NC
     "streamed_rows": (3, 40, 8, 6, 26, True),               # H*W a multiple of 8: streamed tiles
     "streamed_long_rows": (2, 70, 16, 72, 150, True),        # and column blocks over NC
+    # weight gradient as unpacked dot products (runs of >= 256 pixels per image): rows not
+    # multiples of its 3 x 4 tile, pixels not multiples of the vector width, both operands as
+    # the L2-resident side, and images cut into several runs
+    "dot_path_first_run": (1, 3, 16, 16, 5, True),          # 256 pixels: the smallest run
+    "gemm_path_last_run": (1, 3, 15, 17, 5, True),          # 255 pixels: still the packed GEMM
+    "dot_inner_grad_y": (2, 7, 17, 19, 5, True),             # K < C, 323 pixels
+    "dot_inner_x": (1, 5, 16, 20, 10, False),                # C < K, 320 pixels
+    "dot_square": (3, 4, 33, 9, 4, True),                    # C == K, 297 pixels
+    "dot_runs_split": (1, 130, 65, 66, 140, False),          # 4290 pixels: 2 (fp32) / 3 (fp64) runs
 }
 
 
@@ -117,8 +127,10 @@ def test_pointwise_random_shapes(seed, dtype, threads):
     check((n, c, h, w, k, bool(rng.random() < 0.7)), dtype, seed)
 
 
-def test_results_do_not_depend_on_the_thread_count():
-    x, w, bias, gy = (cast(a, np.float32) for a in make((10, 24, 17, 19, 40, True), 3))
+@pytest.mark.parametrize("shape", [(10, 24, 17, 19, 40, True), (10, 24, 5, 7, 40, True)],
+                         ids=["dot_weight_gradient", "gemm_weight_gradient"])
+def test_results_do_not_depend_on_the_thread_count(shape):
+    x, w, bias, gy = (cast(a, np.float32) for a in make(shape, 3))
     before = pyconv.get_num_threads()
     outs = []
     try:

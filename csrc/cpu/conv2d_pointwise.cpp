@@ -5,13 +5,14 @@
 //   backward_input   grad_x[n] (C x HW) = W^T (C x K) * grad_y[n] (K x HW)
 //   backward_weight  dW (K x C)         = sum_n grad_y[n] (K x HW) * x[n]^T (HW x C)
 //
-// The first two are gemm.h's driver with the image as the B matrix (rows contiguous). The weight
-// gradient reduces over the pixels, which are contiguous in both operands, so it runs its own
-// loop on the same micro-kernel with transposing packers (conv2d_pointwise_pack.h); its
-// orientation (which operand is the micro-kernel's MR side) is the one with less tile padding.
-// It is cut into chunks of whole images that depend on N and the output size only, each summed
-// into its own partial dW, the partials added in chunk order: results do not depend on the
-// thread count.
+// The first two are gemm.h's packing and task grid with the image as the B matrix (rows
+// contiguous). The weight gradient reduces over the pixels, which are contiguous in both
+// operands: with runs of at least 256 pixels per image (AVX2) it is a grid of register tiles of
+// dot products read straight from the arrays (backward_weight_dot, conv2d_pointwise_dot.h: no
+// packing); otherwise its own loop on the GEMM micro-kernel with transposing packers
+// (conv2d_pointwise_pack.h), whose reduction blocks may span images, in chunks of whole images
+// summed into partial dWs added in chunk order. Either way results do not depend on the thread
+// count.
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
@@ -20,7 +21,9 @@
 #include <string>
 #include <type_traits>
 
+#include "conv2d_pointwise_dot.h"
 #include "conv2d_pointwise_pack.h"
+#include "conv2d_pointwise_stream.h"
 #include "gemm.h"
 #include "register.h"
 #include "validate.h"
@@ -31,30 +34,12 @@ namespace {
 
 constexpr int64_t kPanelBytes = 256 * 1024;
 
-// Streams an MR x NR tile (row stride NR) to C (row stride ldc, every row 32-byte aligned) with
-// non-temporal stores: the output is written once and not read again here, so its cache lines
-// are not fetched first (that read would be a third of the memory traffic of backward_input).
-template <typename T>
-inline void stream_tile(const T* tile, T* c, int64_t ldc) {
-    constexpr int MR = Tile<T>::MR, NR = Tile<T>::NR;
-#ifdef PYCONV_CPU_AVX2
-    for (int i = 0; i < MR; ++i)
-        for (int j = 0; j < NR; j += 32 / int(sizeof(T))) {
-            if constexpr (std::is_same_v<T, float>)
-                _mm256_stream_ps(c + i * ldc + j, _mm256_load_ps(tile + i * NR + j));
-            else
-                _mm256_stream_pd(c + i * ldc + j, _mm256_load_pd(tile + i * NR + j));
-        }
-#else
-    for (int i = 0; i < MR; ++i)
-        for (int j = 0; j < NR; ++j) c[i * ldc + j] = tile[i * NR + j];
-#endif
-}
-
 // out[b] (m x hw) = A (m x k, packed by pack_a) * B_b (k x hw, rows of `b_rows` with image
 // stride b_image) + row bias, for b < n images. With k <= KC every tile is finished in one
-// micro-kernel call, so full tiles are computed into a local buffer and streamed to `out`
-// when its rows are 32-byte aligned; otherwise (or k > KC) gemm.h's driver.
+// micro-kernel call, so tiles NR columns wide are written straight from the accumulators with
+// non-temporal stores (conv2d_pointwise_stream.h) when `out`'s rows are 32-byte aligned: the
+// output is written once and not read here, so its cache lines are not fetched first (a third
+// of backward_input's memory traffic). Otherwise (or k > KC) gemm.h's driver.
 template <typename T, class PackA>
 void images_gemm(int64_t n, int64_t m, int64_t k, int64_t hw, const PackA& pack_a, const T* b_rows,
                  int64_t b_image, const T* bias, T* out) {
@@ -91,7 +76,6 @@ void images_gemm(int64_t n, int64_t m, int64_t k, int64_t hw, const PackA& pack_
         T* panel = thread_workspace().get<T>(Slot::PackedB, size_t(k * round_up(nc, NR)));
         pack_b(b, 0, k, j0, nc, panel);
         T* c_image = out + b * m * hw;
-        alignas(64) T tile[MR * NR];
         for (int64_t ic = i0; ic < i1; ic += MC) {
             const int64_t mc = std::min(MC, i1 - ic);
             for (int64_t jr = 0; jr < nc; jr += NR) {
@@ -102,12 +86,13 @@ void images_gemm(int64_t n, int64_t m, int64_t k, int64_t hw, const PackA& pack_
                     if (bias) e.row_bias = bias + ir;
                     const T* a_panel = a.block(0, ic, 0) + (ir - ic) * k;
                     T* c = c_image + ir * hw + j0 + jr;
-                    if (mr == MR && nr == NR) {
-                        micro_kernel(k, a_panel, panel + jr * k, tile, NR, e);
-                        stream_tile(tile, c, hw);
-                    } else {
-                        micro_kernel_edge(mr, nr, k, a_panel, panel + jr * k, c, hw, e);
+#ifdef PYCONV_CPU_AVX2
+                    if (nr == NR) {
+                        pointwise::stream_kernel_for<T>(mr)(k, a_panel, panel + jr * k, c, hw, e.row_bias);
+                        continue;
                     }
+#endif
+                    micro_kernel_edge(mr, nr, k, a_panel, panel + jr * k, c, hw, e);
                 }
             }
         }
@@ -227,6 +212,67 @@ void backward_weight(int64_t n, int64_t c, int64_t k, int64_t hw, const T* gy, c
         }
 }
 
+#ifdef PYCONV_CPU_AVX2
+
+// The inner operand's block (its rows x one run of pixels) within this many bytes: whole images
+// up to here even when the block is past L2 (800 KB on the benchmark shape, read from L3), since
+// every run restarts every tile (~150 cycles each): 256 KiB blocks (1045-pixel runs) measured 9%
+// slower than whole 3136-pixel images.
+constexpr int64_t kDotBlockBytes = 2 * 1024 * 1024;
+// Below this many pixels per run the lane sums of each tile cost too much: the GEMM path.
+constexpr int64_t kDotMinRun = 256;
+
+// Pixels per run of the dot path (whole images cut into equal runs of a multiple of the vector
+// width), 0 when it does not pay. Depends on the shape only.
+template <typename T>
+int64_t dot_run(int64_t c, int64_t k, int64_t hw) {
+    constexpr int64_t W = pointwise::Lanes<T>::W;
+    if (std::min(c, k) <= 0) return 0;
+    const int64_t budget = kDotBlockBytes / (std::min(c, k) * int64_t(sizeof(T))) / W * W;
+    if (std::min(budget, hw) < kDotMinRun) return 0;
+    return round_up(ceil_div(hw, ceil_div(hw, budget)), W);
+}
+
+// dW (K x C) = sum_n grad_y[n] (K x HW) x[n]^T (HW x C) as dot products along the pixels,
+// without packing (conv2d_pointwise_dot.h). The operand with fewer rows ("inner", I side of the
+// tile) is read in blocks of rows x run pixels that stay in cache while every 3-row group of the
+// other ("outer", read from memory once) sweeps it. Tasks own disjoint groups of outer rows,
+// i.e. disjoint dW elements, each summed over (image, run) in order: no partial dW, and results
+// do not depend on the thread count.
+template <typename T>
+void backward_weight_dot(int64_t n, int64_t c, int64_t k, int64_t hw, int64_t run, const T* gy, const T* x, T* gw) {
+    constexpr int O = pointwise::kDotO, I = pointwise::kDotI;
+    const bool inner_is_x = c < k;
+    const T* inner = inner_is_x ? x : gy;
+    const T* outer = inner_is_x ? gy : x;
+    const int64_t rows_in = std::min(c, k), rows_out = std::max(c, k);
+    const int64_t so = inner_is_x ? c : 1, si = inner_is_x ? 1 : c;  // dW strides of (outer, inner) rows
+    std::fill(gw, gw + k * c, T(0));
+    const int64_t groups = ceil_div(rows_out, O);
+    const int threads = threads_for(2.0 * double(n * hw) * double(c) * double(k));
+    const int64_t tasks = std::min<int64_t>(groups, threads);
+    parallel_for(tasks, threads, [&](int64_t t) {
+        const int64_t g0 = groups * t / tasks, g1 = groups * (t + 1) / tasks;
+        for (int64_t img = 0; img < n; ++img) {
+            for (int64_t p0 = 0; p0 < hw; p0 += run) {
+                const int64_t len = std::min(run, hw - p0);
+                const T* v = inner + img * rows_in * hw + p0;
+                for (int64_t g = g0; g < g1; ++g) {
+                    const int64_t o0 = g * O;
+                    const int o = int(std::min<int64_t>(O, rows_out - o0));
+                    const T* u = outer + (img * rows_out + o0) * hw + p0;
+                    for (int64_t i0 = 0; i0 < rows_in; i0 += I) {
+                        const int i = int(std::min<int64_t>(I, rows_in - i0));
+                        pointwise::dot_tile_for<T>(o, i)(u, hw, v + i0 * hw, hw, len, gw + o0 * so + i0 * si, so, si);
+                    }
+                }
+            }
+        }
+    });
+}
+
+#endif
+
 // ---------------------------------------------------------------------------------------------
 // Python boundary
 // ---------------------------------------------------------------------------------------------
@@ -293,6 +339,12 @@ py::array pointwise_backward_weight(const py::array& grad_y, const py::array& x)
         T* out = grad_w.mutable_data();
         {
             py::gil_scoped_release release;
+#ifdef PYCONV_CPU_AVX2
+            const int64_t run = dot_run<T>(xs[1], gs[1], xs[2] * xs[3]);
+            if (run > 0 && xs[0] > 0) {
+                backward_weight_dot(xs[0], xs[1], gs[1], xs[2] * xs[3], run, data_of<T>(grad_y), data_of<T>(x), out);
+            } else
+#endif
             backward_weight(xs[0], xs[1], gs[1], xs[2] * xs[3], data_of<T>(grad_y), data_of<T>(x), out);
         }
         return std::move(grad_w);
