@@ -173,7 +173,9 @@ def native_extensions():
     ParallelCompile("PYCONV_BUILD_JOBS", default=0).install()
     # the binding module plus every C++ kernel file of the cpu backend
     sources = ["csrc/bindings.cpp", *sorted(glob.glob("csrc/cpu/*.cpp"))]
-    return [Pybind11Extension("pyconv._C", sources, cxx_std=17)]
+    # a header edit rebuilds every source (ccache turns the untouched ones into cache hits)
+    headers = sorted(glob.glob("csrc/*.h") + glob.glob("csrc/cpu/*.h"))
+    return [Pybind11Extension("pyconv._C", sources, depends=headers, cxx_std=17)]
 
 
 def cuda_extensions():
