@@ -22,6 +22,7 @@ from .ops.math import where
 from .ops.shape import cat, split, stack, unbind
 from . import cuda, functional, memory, nn, optim  # noqa: E402  (nn/optim import the names above)
 from .interop import from_dlpack
+from .checkpoint import load, save  # noqa: E402
 
 __version__ = "0.1.0"
 

@@ -1,11 +1,13 @@
-"""The ``pyconv`` command: ``pyconv train | eval | bench | check``.
+"""The ``pyconv`` command: ``pyconv train | eval | predict | bench | check``.
 
-``pyconv train`` trains :class:`~pyconv.models.LeNetDigits` on the bundled 8x8 digits (seeded
-stratified train/test split), shows a progress bar on stderr and the test accuracy per epoch on
-stdout, and ends with the final test accuracy and the training throughput. ``pyconv eval``
-scores saved weights; ``pyconv bench`` runs the benchmark suite of
-:mod:`pyconv.benchmarks.suite`; ``pyconv check`` reports what this install can
-run. Argument errors exit with status 2 and a one-line message, without a traceback.
+``pyconv train`` trains a model of :mod:`pyconv.models` (default ``lenet_digits``) on a dataset
+of :mod:`pyconv.data` (default the bundled 8x8 digits, seeded stratified train/test split),
+shows a progress bar on stderr and one line per epoch on stdout (training loss and the
+held-out validation scores), and ends with the final test accuracy and the training
+throughput. ``pyconv eval`` scores a checkpoint; ``pyconv predict`` classifies image files;
+``pyconv bench`` runs the benchmark suite of :mod:`pyconv.benchmarks.suite`; ``pyconv check``
+compares every op on every backend with the reference. Argument errors exit with status 2 and a
+one-line message naming the argument, without a traceback.
 """
 
 from __future__ import annotations
@@ -16,8 +18,7 @@ import sys
 import numpy as np
 
 from .training import (
-    DEFAULT_BATCH_SIZE, DEFAULT_EPOCHS, DEFAULT_LR, UsageError, all_samples, backend_context,
-    backend_label, digits_split, load_weights, predict, save_weights, train_digits,
+    DEFAULT_BATCH_SIZE, DEFAULT_EPOCHS, DEFAULT_LR, UsageError, backend_context, backend_label,
 )
 
 
@@ -77,16 +78,95 @@ def add_bench_arguments(parser) -> None:
                         help="also write every number to PATH as JSON")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="pyconv", description="pyconv command line tools")
-    sub = parser.add_subparsers(dest="command", metavar="{train,eval,bench,check}")
-    sub.required = True
+def _nonnegative_fraction(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected float, got {text!r}") from None
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text}")
+    return value
 
-    train = sub.add_parser("train", help="train LeNetDigits on the bundled 8x8 digits",
-                           description="Train LeNetDigits on the bundled 8x8 digits and report "
-                                       "test accuracy and throughput.")
+
+def _nonnegative(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected float, got {text!r}") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value
+
+
+def _size(text):
+    parts = text.lower().split("x")
+    try:
+        values = [int(p) for p in parts]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected H or HxW, got {text!r}") from None
+    if len(values) not in (1, 2) or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"expected H or HxW with positive sizes, got {text!r}")
+    return (values[0], values[-1])
+
+
+def _model_option(text):
+    import json
+
+    key, sep, value = text.partition("=")
+    if not sep or not key.isidentifier():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value
+
+
+def _model_names() -> list:
+    from . import models
+
+    return models.available()
+
+
+def _dataset_names() -> list:
+    from . import data
+
+    return list(data.DATASETS)
+
+
+def _add_data_arguments(parser, defaults: bool) -> None:
+    """--dataset / --data-dir (train: with defaults; eval: None means 'from the checkpoint')."""
+    parser.add_argument("--dataset", choices=_dataset_names(),
+                        default="digits" if defaults else None,
+                        help="dataset (default: " + ("digits, the bundled 8x8 digits" if defaults
+                                                     else "the checkpoint's") + ")")
+    parser.add_argument("--data-dir", metavar="DIR", default=None,
+                        help="folder of the dataset's files (default: $PYCONV_DATA)")
+
+
+def _add_train_parser(sub) -> None:
+    train = sub.add_parser(
+        "train", help="train a model (default: lenet_digits on the bundled 8x8 digits)",
+        description="Train a model of pyconv.models on a dataset, with per-epoch validation on a "
+                    "held-out part of the training split, and report the test accuracy (or the "
+                    "reconstruction error) and the throughput. Images are resized to the model's "
+                    "input size and channel count.")
+    train.add_argument("--model", choices=_model_names(), default="lenet_digits",
+                       help="model (default: lenet_digits; see docs/models.md)")
+    train.add_argument("--option", type=_model_option, action="append", default=[],
+                       metavar="KEY=VALUE",
+                       help="a model option, repeatable, e.g. --option cell=gru --option "
+                            "hidden_size=64 (see docs/models.md); VALUE is read as JSON when it "
+                            "parses, else as a string")
+    train.add_argument("--input-size", type=_size, default=None, metavar="H[xW]",
+                       help="train the model at this input size instead of its default (e.g. 8 "
+                            "for the digits' own 8x8)")
+    _add_data_arguments(train, defaults=True)
+    train.add_argument("--augment", metavar="SPEC", default=None,
+                       help="augmentation of training batches, e.g. "
+                            "'flip,rotate=15,shift=0.1,zoom=0.1,crop=4,noise=0.1'")
     train.add_argument("--epochs", type=_positive(int), default=DEFAULT_EPOCHS,
-                       help=f"passes over the training set (default: {DEFAULT_EPOCHS})")
+                       help=f"passes over the training set (default: {DEFAULT_EPOCHS}); with "
+                            f"--resume, the total to reach")
     train.add_argument("--batch-size", type=_positive(int), default=DEFAULT_BATCH_SIZE,
                        help=f"training batch size (default: {DEFAULT_BATCH_SIZE})")
     train.add_argument("--lr", type=_positive(float), default=None,
@@ -95,34 +175,95 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--optimizer", choices=sorted(DEFAULT_LR), default="adam",
                        help="optimizer (default: adam)")
     train.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (default: 0.9)")
-    train.add_argument("--schedule", choices=["cosine", "constant"], default="cosine",
-                       help="learning rate over the run: cosine decay to 0 per step, or "
-                            "constant (default: cosine)")
+    train.add_argument("--schedule", choices=["cosine", "step", "none", "constant"],
+                       default="cosine",
+                       help="learning rate over the run: cosine decay to 0 per step, step "
+                            "(x0.1 after each third of the epochs) or none (constant is an "
+                            "alias) (default: cosine)")
     train.add_argument("--seed", type=int, default=0,
-                       help="seed of the train/test split, the initial weights and the batch "
-                            "order (default: 0)")
+                       help="seed of the splits, the initial weights, the batch order and the "
+                            "augmentation (default: 0)")
     train.add_argument("--test-fraction", type=_fraction, default=0.2,
-                       help="fraction of each class held out for testing (default: 0.2)")
+                       help="fraction of each class held out for testing when the dataset has "
+                            "no test split of its own (default: 0.2)")
+    train.add_argument("--val-fraction", type=_nonnegative_fraction, default=0.1,
+                       help="fraction of the training split held out for per-epoch validation, "
+                            "0 for none (default: 0.1)")
+    train.add_argument("--noise", type=_nonnegative, default=0.0,
+                       help="std of Gaussian noise on the inputs of a reconstruction model (a "
+                            "denoising autoencoder) (default: 0)")
     train.add_argument("--backend", default=None,
-                       help="kernel backend, e.g. numpy (default: $PYCONV_BACKEND or numpy)")
+                       help="kernel backend, e.g. numpy (default: $PYCONV_BACKEND or cpu)")
     train.add_argument("--threads", type=_positive(int), default=None,
                        help="threads of native backends (pyconv.set_num_threads)")
-    train.add_argument("--save", metavar="PATH", default=None,
-                       help="write the trained weights (state_dict) to PATH as .npz")
+    train.add_argument("--checkpoint", "--save", dest="checkpoint", metavar="PATH", default=None,
+                       help="write a checkpoint (.safetensors or .npz) after every epoch "
+                            "(--save is an alias)")
+    train.add_argument("--resume", action="store_true",
+                       help="continue the run saved in --checkpoint up to --epochs (the "
+                            "saved model, data and optimizer options are used)")
+    train.add_argument("--plots", metavar="DIR", default=None,
+                       help="write PNG plots (curves, confusion matrix, filters or "
+                            "reconstructions) to DIR (needs matplotlib)")
     train.add_argument("--quiet", action="store_true",
                        help="no progress bar and no per-epoch lines; only the final summary")
 
-    ev = sub.add_parser("eval", help="evaluate weights saved by 'pyconv train --save'",
-                        description="Accuracy, per-class precision/recall/F1 and the confusion "
-                                    "matrix of saved LeNetDigits weights, on the test split they "
-                                    "were trained with (override with --seed/--test-fraction).")
-    ev.add_argument("weights", help=".npz file written by 'pyconv train --save'")
+
+def _add_eval_parser(sub) -> None:
+    ev = sub.add_parser(
+        "eval", help="score a checkpoint written by 'pyconv train'",
+        description="Accuracy, per-class precision/recall/F1, the confusion matrix, Cohen's "
+                    "kappa (and ROC AUC for two classes) of a checkpoint, or the reconstruction "
+                    "error of an autoencoder, on the test split it was trained with (or "
+                    "--dataset).")
+    ev.add_argument("weights", nargs="?", default=None,
+                    help="checkpoint file (same as --checkpoint)")
+    ev.add_argument("--checkpoint", "--weights", dest="checkpoint", metavar="PATH", default=None,
+                    help="checkpoint written by 'pyconv train --checkpoint/--save'")
+    _add_data_arguments(ev, defaults=False)
     ev.add_argument("--seed", type=int, default=None, help="split seed (default: from the file)")
     ev.add_argument("--test-fraction", type=_fraction, default=None,
                     help="held-out fraction (default: from the file)")
     ev.add_argument("--backend", default=None,
-                    help="kernel backend (default: $PYCONV_BACKEND or numpy)")
+                    help="kernel backend (default: $PYCONV_BACKEND or cpu)")
+    ev.add_argument("--plots", metavar="DIR", default=None,
+                    help="write PNG plots of the evaluation to DIR (needs matplotlib)")
 
+
+def _add_predict_parser(sub) -> None:
+    pr = sub.add_parser(
+        "predict", help="classify image files with a checkpoint",
+        description="Convert each image to the model's channels and input size, and print the "
+                    "file, the predicted class name and its probability (needs Pillow).")
+    pr.add_argument("images", nargs="+", metavar="IMAGE", help="image files (PNG, JPEG, ...)")
+    pr.add_argument("--checkpoint", "--weights", dest="checkpoint", metavar="PATH",
+                    required=True, help="checkpoint written by 'pyconv train'")
+    pr.add_argument("--top-k", type=_positive(int), default=1,
+                    help="print the k most probable classes (default: 1)")
+    pr.add_argument("--backend", default=None,
+                    help="kernel backend (default: $PYCONV_BACKEND or cpu)")
+
+
+def _add_check_parser(sub) -> None:
+    check = sub.add_parser(
+        "check", help="compare every op on every backend with the reference",
+        description="Versions and backends of this install, then every op on every available "
+                    "backend against the NumPy float64 reference (and PyTorch when importable); "
+                    "exits 1 on any failure.")
+    check.add_argument("--backend", default=None, metavar="B[,B...]",
+                       help="comma-separated backends (default: every available one)")
+    check.add_argument("--op", default=None, metavar="SUBSTR",
+                       help="only the ops whose name contains SUBSTR")
+    check.add_argument("--no-torch", action="store_true", help="skip the PyTorch comparison")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pyconv", description="pyconv command line tools")
+    sub = parser.add_subparsers(dest="command", metavar="{train,eval,predict,bench,check}")
+    sub.required = True
+    _add_train_parser(sub)
+    _add_eval_parser(sub)
+    _add_predict_parser(sub)
     bench = sub.add_parser("bench", help="benchmark suite: pyconv vs PyTorch or the NumPy "
                                          "reference",
                            description="Time pyconv's conv, pooling, softmax, cross-entropy, RNN "
@@ -130,58 +271,85 @@ def build_parser() -> argparse.ArgumentParser:
                                        "reference), interleaved, at 1 and 2 threads, with "
                                        "issue 4's targets (pyconv.benchmarks.suite).")
     add_bench_arguments(bench)
-
-    sub.add_parser("check", help="versions, backends and native build information")
+    _add_check_parser(sub)
     return parser
+
+
+def _check_plots(directory) -> None:
+    """Fail before any work when --plots is given without matplotlib."""
+    if directory is None:
+        return
+    from . import plots
+
+    try:
+        plots.pyplot()
+    except ImportError as exc:
+        raise UsageError(f"--plots: {exc}") from None
 
 
 def _cmd_train(args) -> int:
     import pyconv
+    from .training_loop import fit
 
     if args.threads is not None:
         pyconv.set_num_threads(args.threads)
-    result = train_digits(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                          optimizer=args.optimizer, momentum=args.momentum, seed=args.seed,
-                          test_fraction=args.test_fraction, cosine=args.schedule == "cosine",
-                          backend=args.backend, quiet=args.quiet)
-    print(f"final test accuracy: {100 * result.test_accuracy:.2f}% "
-          f"({result.test_correct}/{result.test_total})")
-    epochs = f"{args.epochs} epoch" + ("" if args.epochs == 1 else "s")
+    if args.resume and not args.checkpoint:
+        raise UsageError("--resume needs --checkpoint PATH")
+    _check_plots(args.plots)
+    if args.checkpoint is not None and not args.checkpoint.lower().endswith(
+            (".safetensors", ".npz")):
+        raise UsageError(f"--checkpoint must end in .safetensors or .npz, got {args.checkpoint!r}")
+    result = fit(args.model, args.dataset, data_dir=args.data_dir, augment=args.augment,
+                 epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                 optimizer=args.optimizer, momentum=args.momentum, schedule=args.schedule,
+                 val_fraction=args.val_fraction, test_fraction=args.test_fraction,
+                 seed=args.seed, noise=args.noise, input_size=args.input_size,
+                 model_options=dict(args.option), backend=args.backend,
+                 checkpoint=args.checkpoint, resume=args.resume, quiet=args.quiet)
+    test = result.test
+    if result.task == "reconstruction":
+        print(f"final test reconstruction error (MSE): {test['mse']:.5f}")
+    else:
+        print(f"final test accuracy: {100 * test['accuracy']:.2f}% "
+              f"({test['correct']}/{test['total']})")
+    epochs = f"{result.epochs_run} epoch" + ("" if result.epochs_run == 1 else "s")
     print(f"training throughput: {result.images_per_second:.0f} images/s ({epochs} in "
           f"{result.train_seconds:.1f} s, backend {backend_label(args.backend)})")
-    if args.save:
-        save_weights(args.save, result.model, args.seed, args.test_fraction)
-        print(f"weights written to {args.save}")
+    if args.checkpoint:
+        print(f"checkpoint written to {args.checkpoint}")
+    if args.plots:
+        from .training_eval import write_training_plots
+
+        for path in write_training_plots(result, args.plots):
+            print(f"plot written to {path}")
     return 0
 
 
 def _cmd_eval(args) -> int:
-    from .metrics import accuracy, confusion_matrix, precision_recall_f1
-    from .models import LeNetDigits
+    from .training_eval import evaluate_checkpoint, load_for_inference
+
+    path = args.checkpoint or args.weights
+    if path is None:
+        raise UsageError("the checkpoint to evaluate is missing: give --checkpoint PATH")
+    _check_plots(args.plots)
+    context = backend_context(args.backend)
+    model, data_info = load_for_inference(path)
+    with context:
+        report = evaluate_checkpoint(model, data_info, dataset=args.dataset,
+                                     data_dir=args.data_dir, seed=args.seed,
+                                     test_fraction=args.test_fraction, plots=args.plots)
+    print(report)
+    return 0
+
+
+def _cmd_predict(args) -> int:
+    from .training_eval import load_for_inference, predict_files
 
     context = backend_context(args.backend)
-    model = LeNetDigits()
-    try:
-        meta = load_weights(args.weights, model)
-    except (OSError, ValueError, RuntimeError) as exc:
-        raise UsageError(f"cannot load weights from {args.weights}: {exc}") from None
-    seed = args.seed if args.seed is not None else int(meta.get("seed", 0))
-    fraction = (args.test_fraction if args.test_fraction is not None
-                else float(meta.get("test_fraction", 0.2)))
-    images, labels = all_samples(digits_split(seed, fraction)[1])
+    model, data_info = load_for_inference(args.checkpoint)
     with context:
-        preds = predict(model, images)
-    print(f"test accuracy: {100 * accuracy(preds, labels):.2f}% on {len(labels)} images "
-          f"(split seed {seed}, test fraction {fraction:g})")
-    precision, recall, f1 = precision_recall_f1(preds, labels, 10, average=None)
-    print("class  precision  recall     f1")
-    for c in range(10):
-        print(f"{c:>5}  {precision[c]:9.3f}  {recall[c]:6.3f}  {f1[c]:.3f}")
-    macro = precision_recall_f1(preds, labels, 10, average="macro")
-    print(f"macro  {macro[0]:9.3f}  {macro[1]:6.3f}  {macro[2]:.3f}")
-    print("confusion matrix (rows: true class, columns: predicted class):")
-    for row in confusion_matrix(preds, labels, 10):
-        print(" ".join(f"{v:4d}" for v in row))
+        for line in predict_files(model, data_info, args.images, args.top_k):
+            print(line)
     return 0
 
 
@@ -206,10 +374,21 @@ def _cmd_check(args) -> int:
     print(f"current backend: {backend_label(None)}")
     print(f"native build: {pyconv.build_info()}")
     print(f"threads: {pyconv.get_num_threads()}")
-    return 0
+    try:
+        from . import check
+    except ImportError:  # pyconv.check is not part of this install yet
+        return 0
+    names = None if args.backend is None else [b for b in args.backend.split(",") if b]
+    print()
+    try:
+        return check.run(backends=names, ops=args.op, torch=not args.no_torch,
+                         stream=sys.stdout)
+    except (KeyError, ValueError) as exc:
+        raise UsageError(str(exc).strip("'\"")) from None
 
 
-COMMANDS = {"train": _cmd_train, "eval": _cmd_eval, "bench": _cmd_bench, "check": _cmd_check}
+COMMANDS = {"train": _cmd_train, "eval": _cmd_eval, "predict": _cmd_predict, "bench": _cmd_bench,
+            "check": _cmd_check}
 
 
 def main(argv=None) -> int:
