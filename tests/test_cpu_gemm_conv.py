@@ -505,3 +505,20 @@ def test_without_special_kernels_everything_runs_on_conv2d(monkeypatch):
     geo = dict(stride=(1, 1), padding=(1, 1, 1, 1), dilation=(1, 1), groups=4)
     assert_matches(conv.conv2d_forward(x, w, None, **geo),
                    numpy_ref.conv2d_forward(x, w, None, **geo), np.float64)
+
+
+def test_dtypes_are_compared_by_value_and_byte_order():
+    """An equal float32 descriptor that is another object (from unpickling, as checkpoint loading
+    produces) is accepted; a big-endian float32 is not float32 for a kernel."""
+    import pickle
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((1, 2, 5, 5)).astype(np.float32)
+    w = rng.standard_normal((3, 2, 3, 3)).astype(np.float32)
+    g = ((1, 1), (0, 0, 0, 0), (1, 1), 1)
+    same = pickle.loads(pickle.dumps(np.dtype(np.float32)))
+    assert same == np.float32 and same is not np.dtype(np.float32)
+    np.testing.assert_array_equal(_C.conv2d_forward(x.view(same), w.view(same), None, *g),
+                                  _C.conv2d_forward(x, w, None, *g))
+    with pytest.raises(TypeError, match="x must be float32 or float64, got >f4"):
+        _C.conv2d_forward(x.astype(">f4"), w, None, *g)

@@ -49,9 +49,16 @@ inline int64_t checked_numel(const Shape& s, const char* what) {
 // The dtype of the kernel's first array, which every other array must share.
 enum class DType { F32, F64 };
 
+// Equal dtypes, not the same dtype object: NumPy hands out distinct but equal float32 descriptors
+// (arrays from np.frombuffer, unpickling, ...); a non-native byte order is not equal.
+template <typename T>
+bool has_dtype(const py::array& a) {
+    return py::detail::npy_api::get().PyArray_EquivTypes_(a.dtype().ptr(), py::dtype::of<T>().ptr());
+}
+
 inline DType float_dtype(const py::array& a, const char* op, const char* name) {
-    if (a.dtype().is(py::dtype::of<float>())) return DType::F32;
-    if (a.dtype().is(py::dtype::of<double>())) return DType::F64;
+    if (has_dtype<float>(a)) return DType::F32;
+    if (has_dtype<double>(a)) return DType::F64;
     throw py::type_error(std::string(op) + ": " + name + " must be float32 or float64, got " +
                          std::string(py::str(a.dtype())));
 }
@@ -59,7 +66,7 @@ inline DType float_dtype(const py::array& a, const char* op, const char* name) {
 // Checks `a` for use as a T array of `ndim` dimensions and returns its shape.
 template <typename T>
 Shape check_array(const py::array& a, const char* op, const char* name, int ndim) {
-    if (!a.dtype().is(py::dtype::of<T>()))
+    if (!has_dtype<T>(a))
         throw py::type_error(std::string(op) + ": " + name + " must be " +
                              std::string(py::str(py::dtype::of<T>())) + " like the other arrays, got " +
                              std::string(py::str(a.dtype())));
