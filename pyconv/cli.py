@@ -15,10 +15,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-import numpy as np
-
 from .training import (
-    DEFAULT_BATCH_SIZE, DEFAULT_EPOCHS, DEFAULT_LR, UsageError, backend_context, backend_label,
+    DEFAULT_BATCH_SIZE, DEFAULT_EPOCHS, DEFAULT_LR, DEFAULT_VAL_FRACTION, UsageError,
+    backend_context, backend_label,
 )
 
 
@@ -186,7 +185,7 @@ def _add_train_parser(sub) -> None:
     train.add_argument("--test-fraction", type=_fraction, default=0.2,
                        help="fraction of each class held out for testing when the dataset has "
                             "no test split of its own (default: 0.2)")
-    train.add_argument("--val-fraction", type=_nonnegative_fraction, default=0.1,
+    train.add_argument("--val-fraction", type=_nonnegative_fraction, default=DEFAULT_VAL_FRACTION,
                        help="fraction of the training split held out for per-epoch validation, "
                             "0 for none (default: 0.1)")
     train.add_argument("--noise", type=_nonnegative, default=0.0,
@@ -253,7 +252,7 @@ def _add_check_parser(sub) -> None:
     check.add_argument("--backend", default=None, metavar="B[,B...]",
                        help="comma-separated backends (default: every available one)")
     check.add_argument("--op", default=None, metavar="SUBSTR",
-                       help="only the ops whose name contains SUBSTR")
+                       help="only the ops whose name contains SUBSTR (comma-separated: any of them)")
     check.add_argument("--no-torch", action="store_true", help="skip the PyTorch comparison")
 
 
@@ -363,26 +362,12 @@ def _cmd_bench(args) -> int:
 
 
 def _cmd_check(args) -> int:
-    import platform
+    from . import check
 
-    import pyconv
-    from . import backends
-
-    print(f"pyconv {pyconv.__version__} (python {platform.python_version()}, "
-          f"numpy {np.__version__})")
-    print(f"backends available here: {', '.join(backends.available())}")
-    print(f"current backend: {backend_label(None)}")
-    print(f"native build: {pyconv.build_info()}")
-    print(f"threads: {pyconv.get_num_threads()}")
-    try:
-        from . import check
-    except ImportError:  # pyconv.check is not part of this install yet
-        return 0
     names = None if args.backend is None else [b for b in args.backend.split(",") if b]
-    print()
+    ops = None if args.op is None else [o for o in args.op.split(",") if o]
     try:
-        return check.run(backends=names, ops=args.op, torch=not args.no_torch,
-                         stream=sys.stdout)
+        return check.run(backends=names, ops=ops, torch=not args.no_torch, stream=sys.stdout)
     except (KeyError, ValueError) as exc:
         raise UsageError(str(exc).strip("'\"")) from None
 

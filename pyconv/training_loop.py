@@ -25,7 +25,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .training import (
-    DEFAULT_BATCH_SIZE, DEFAULT_EPOCHS, DEFAULT_LR, EVAL_BATCH_SIZE, Progress, UsageError,
+    DEFAULT_BATCH_SIZE, DEFAULT_EPOCHS, DEFAULT_LR, DEFAULT_VAL_FRACTION, EVAL_BATCH_SIZE, Progress,
+    UsageError,
     backend_context,
 )
 
@@ -212,7 +213,7 @@ def _epoch_line(task: str, epoch: int, epochs: int, record: dict) -> str:
 def fit(model: str = "lenet_digits", dataset: str = "digits", *, data_dir=None, augment=None,
         epochs: int = DEFAULT_EPOCHS, batch_size: int = DEFAULT_BATCH_SIZE, lr=None,
         optimizer: str = "adam", momentum: float = 0.9, schedule: str = "cosine",
-        val_fraction: float = 0.1, test_fraction: float = 0.2, seed: int = 0,
+        val_fraction: float = DEFAULT_VAL_FRACTION, test_fraction: float = 0.2, seed: int = 0,
         noise: float = 0.0, model_options=None, input_size=None, backend=None, checkpoint=None,
         resume: bool = False, progress_stream=None, log=None, quiet: bool = False) -> RunResult:
     """Train ``model`` on ``dataset`` and score it on the test split.

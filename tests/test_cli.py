@@ -33,7 +33,7 @@ def test_train_defaults():
     assert (args.epochs, args.batch_size, args.lr, args.optimizer) == (
         cli.DEFAULT_EPOCHS, cli.DEFAULT_BATCH_SIZE, None, "adam")
     assert (args.seed, args.test_fraction, args.val_fraction, args.backend, args.quiet) == (
-        0, 0.2, 0.1, None, False)
+        0, 0.2, cli.DEFAULT_VAL_FRACTION, None, False)
     assert (args.checkpoint, args.resume, args.plots, args.noise) == (None, False, None, 0.0)
     assert args.schedule == "cosine"
 
@@ -127,8 +127,12 @@ def test_one_epoch_run_then_eval_and_predict_via_python_m_pyconv(tmp_path):
     # stderr is not a terminal here: exactly one progress line per epoch, no carriage returns
     progress = [line for line in proc.stderr.splitlines() if line.startswith("epoch 1/1 [")]
     assert len(progress) == 1 and "\r" not in proc.stderr
-    # 1438 training images, 10% of each class held out for validation: 1294 in 41 batches
-    assert re.search(r"41/41 loss \d+\.\d{4} acc \d+\.\d\d%", progress[0])
+    # the 1438 training images less the default validation share, in batches of 32
+    from pyconv.training_data import prepare
+
+    trained = len(prepare("lenet_digits", "digits", val_fraction=cli.DEFAULT_VAL_FRACTION).train_labels)
+    batches = -(-trained // cli.DEFAULT_BATCH_SIZE)
+    assert re.search(rf"{batches}/{batches} loss \d+\.\d{{4}} acc \d+\.\d\d%", progress[0])
     _eval_and_predict_in_subprocesses(tmp_path, ckpt, match[1])
 
 
