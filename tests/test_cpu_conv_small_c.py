@@ -257,3 +257,93 @@ def test_first_layer_autograd_on_the_cpu_backend(dtype, small_c_calls):
     for g, r in zip(got, want):
         assert_matches(g, r, dtype, "autograd")
     assert set(small_c_calls) == set(KERNELS)
+
+
+# ---------------------------------------------------------------------------------------------
+# Winograd F(4x4, 3x3) forward (csrc/cpu/conv2d_small_c_winograd.h): float32, 3x3, stride 1,
+# C = 1..4. conv2d_small_c_forward uses it for C >= 2 and Q >= 28; the _winograd entry point
+# runs it for any shape it covers.
+# ---------------------------------------------------------------------------------------------
+
+# (x shape, K, padding (top, bottom, left, right), bias): partial tiles at the bottom / right
+# (P, Q not multiples of 4, tile rows not multiples of the 3-vector block), several vectors per
+# tile row (Q > 32), K not a multiple of the 4-channel block, N < 4 (tasks are bands of tile rows)
+WINOGRAD_CASES = {
+    "cifar_layer1": ((4, 3, 32, 32), 32, (1, 1, 1, 1), True),
+    "odd_plane_pad0": ((2, 3, 17, 29), 13, (0, 0, 0, 0), True),
+    "pad2_no_bias": ((1, 2, 9, 31), 6, (2, 2, 2, 2), False),
+    "asymmetric_pad": ((3, 4, 14, 40), 5, (0, 1, 2, 0), True),
+    "c1_narrow": ((2, 1, 5, 7), 9, (1, 1, 1, 1), True),
+    "c1_one_output": ((1, 1, 3, 3), 3, (0, 0, 0, 0), False),
+    "wide_rows": ((1, 3, 6, 75), 7, (1, 1, 1, 1), True),
+    "k_one": ((5, 2, 12, 12), 1, (1, 0, 0, 1), True),
+    "tall": ((1, 4, 41, 9), 11, (2, 0, 1, 1), False),
+}
+
+
+def winograd_arrays(name, seed=21):
+    x_shape, k, padding, has_bias = WINOGRAD_CASES[name]
+    x, w, b = make_arrays(x_shape, (k, x_shape[1], 3, 3), has_bias, seed)
+    return x, w, b, padding
+
+
+@pytest.mark.parametrize("name", sorted(WINOGRAD_CASES))
+def test_winograd_forward_against_the_reference(name, threads):
+    x, w, b, padding = winograd_arrays(name)
+    want = numpy_ref.conv2d_forward(x, w, b, (1, 1), padding, (1, 1), 1)
+    got = _C.conv2d_small_c_forward_winograd(cast(x, np.float32), cast(w, np.float32), cast(b, np.float32), padding)
+    assert_matches(got, want, np.float32, f"winograd {name}")
+
+
+def test_winograd_forward_of_a_large_output_stored_around_the_caches():
+    """Outputs above 4 MB take non-temporal stores (8.4 MB here); the float64 direct kernel, tested
+    against the reference above, is the reference."""
+    rng = np.random.default_rng(22)
+    x = rng.standard_normal((32, 3, 32, 32))
+    w, b = rng.standard_normal((64, 3, 3, 3)), rng.standard_normal(64)
+    want = _C.conv2d_small_c_forward(x, w, b, (1, 1), (1, 1, 1, 1), (1, 1))
+    f32 = [a.astype(np.float32) for a in (x, w, b)]
+    assert_matches(_C.conv2d_small_c_forward_winograd(*f32, (1, 1, 1, 1)), want, np.float32, "streamed")
+    assert_matches(_C.conv2d_small_c_forward(*f32, (1, 1), (1, 1, 1, 1), (1, 1)), want, np.float32, "dispatch")
+
+
+def test_forward_dispatches_float32_first_layers_with_wide_rows_to_winograd():
+    """conv2d_small_c_forward equals the Winograd entry point where it should use it and the direct
+    entry point elsewhere; the direct kernels (float32) still match the reference on these shapes."""
+    for name, winograd in (("cifar_layer1", True), ("asymmetric_pad", True), ("odd_plane_pad0", False),  # Q = 27
+                           ("c1_narrow", False), ("pad2_no_bias", True)):
+        x, w, b, padding = winograd_arrays(name)
+        want = numpy_ref.conv2d_forward(x, w, b, (1, 1), padding, (1, 1), 1)
+        x, w, b = (cast(a, np.float32) for a in (x, w, b))
+        got = _C.conv2d_small_c_forward(x, w, b, (1, 1), padding, (1, 1))
+        direct = _C.conv2d_small_c_forward_direct(x, w, b, (1, 1), padding, (1, 1))
+        wino = _C.conv2d_small_c_forward_winograd(x, w, b, padding)
+        assert np.array_equal(got, wino if winograd else direct), name
+        assert not np.array_equal(direct, wino), name  # the two paths round differently
+        assert_matches(direct, want, np.float32, f"direct {name}")
+    # the Winograd path is also bit-identical at 1 and 2 threads, and for N < 4 (bands of tile rows)
+    x, w, b, padding = (cast(a, np.float32) if isinstance(a, np.ndarray) else a for a in winograd_arrays("wide_rows"))
+    before = pyconv.get_num_threads()
+    try:
+        outs = []
+        for n in (1, 2):
+            pyconv.set_num_threads(n)
+            outs.append(_C.conv2d_small_c_forward_winograd(x, w, b, padding))
+    finally:
+        pyconv.set_num_threads(before)
+    np.testing.assert_array_equal(outs[0], outs[1])
+
+
+def test_winograd_entry_point_rejects_shapes_it_does_not_cover():
+    x, w = np.zeros((1, 3, 8, 8), np.float32), np.zeros((4, 3, 3, 3), np.float32)
+    f = _C.conv2d_small_c_forward_winograd
+    with pytest.raises(ValueError, match="float32 only"):
+        f(x.astype(np.float64), w.astype(np.float64), None, (0, 0, 0, 0))
+    with pytest.raises(ValueError, match="3x3 kernel and 1..4 input channels"):
+        f(x, np.zeros((4, 3, 5, 5), np.float32), None, (0, 0, 0, 0))
+    with pytest.raises(ValueError, match="3x3 kernel and 1..4 input channels"):
+        f(np.zeros((1, 5, 8, 8), np.float32), np.zeros((4, 5, 3, 3), np.float32), None, (0, 0, 0, 0))
+    with pytest.raises(ValueError, match="does not fit the padded input"):
+        f(np.zeros((1, 3, 2, 8), np.float32), w, None, (0, 0, 0, 0))
+    with pytest.raises(TypeError, match="weight must be float32 like the other arrays"):
+        f(x, w.astype(np.float64), None, (0, 0, 0, 0))

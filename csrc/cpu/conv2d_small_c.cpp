@@ -13,11 +13,16 @@
 // zero-padded row buffers (C*R*W values, amortised over K output channels): measured, masked
 // loads at the borders made the whole kernel 2x slower, as 32-wide rows are mostly border tiles.
 // Column strides other than 1 gather with scalar loops. Correct for any C; meant for C <= 4.
+// Float32 3x3 stride-1 layers with C = 2..4 and rows of 28+ outputs (CIFAR layer 1) take the
+// Winograd F(4x4, 3x3) kernel of conv2d_small_c_winograd.h instead (use_winograd).
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
 #include <algorithm>
 #include <optional>
+#include <stdexcept>
+#include <string>
+#include <type_traits>
 #include <vector>
 
 #include "arena.h"
@@ -25,6 +30,7 @@
 #include "conv2d_depthwise_vec.h"
 #include "conv2d_small_c_rows.h"
 #include "conv2d_small_c_tile.h"
+#include "conv2d_small_c_winograd.h"
 #include "parallel.h"
 #include "register.h"
 
@@ -143,38 +149,90 @@ void forward_tiles(const ConvGeometry& g, const T* x, const T* w, const T* bias,
     });
 }
 
+#ifdef PYCONV_CPU_AVX2
+// Winograd F(4x4, 3x3) (conv2d_small_c_winograd.h) for float32 3x3 stride-1 layers with 2..4
+// input channels and rows of at least 28 outputs (7 of a vector's 8 tiles). Measured, 1 thread:
+// CIFAR layer 1 3.6-3.7 -> 2.7-2.9 ms; MNIST layer 1 (C = 1, Q = 26) 1.0-1.2 -> 2.4-3.0 ms, so
+// C = 1 stays direct (9 taps leave the direct kernel little to save, and Q = 26 ends every row in
+// a partial vector).
+inline bool use_winograd(const ConvGeometry& g) { return small_c::winograd_applies(g) && g.c >= 2 && g.q >= 28; }
+#endif
+
+// The direct kernels; `winograd` lets float32 3x3 stride-1 layers take the Winograd path.
 template <typename T>
-void forward(const ConvGeometry& g, const T* x, const T* w, const T* bias, T* y) {
+void forward(const ConvGeometry& g, const T* x, const T* w, const T* bias, T* y, bool winograd = true) {
     const int threads = threads_for(2.0 * double(g.n * g.k) * double(g.crs()) * double(g.pq()));
     if (g.sw != 1) {
         parallel_for(g.n * g.p, threads, [&](int64_t row) { output_row_strided(g, x, w, bias, row / g.p, row % g.p, y); });
         return;
     }
+#ifdef PYCONV_CPU_AVX2
+    if constexpr (std::is_same_v<T, float>)
+        if (winograd && use_winograd(g)) return small_c::forward_winograd(g, x, w, bias, y, threads);
+#endif
+    if (g.sh == 1) return forward_flat<T, 4, 3>(g, x, w, bias, y, threads);
     // Row strides > 1, per output row. Rows of at least 4 vectors: 3 channels x 4 vectors (7 loads
     // per 12 FMAs; 16% faster than 6 x 2 on CIFAR layer 1); shorter rows: 6 x 2 wastes fewer lanes.
-    if (g.sh == 1) return forward_flat<T, 4, 3>(g, x, w, bias, y, threads);
     if (g.q >= 4 * Vec<T>::L) return forward_tiles<T, 3, 4>(g, x, w, bias, y, threads);
     forward_tiles<T, 6, 2>(g, x, w, bias, y, threads);
 }
 
+// The Winograd path alone (float32, 3x3, stride 1, dilation 1, C <= 4), for tests and benchmarks.
+py::array small_c_forward_winograd(const py::array& x, const py::array& weight, const std::optional<py::array>& bias,
+                                   const Padding& padding) {
+    constexpr const char* op = "conv2d_small_c_forward_winograd";
+    return direct::forward_call(
+        op, x, weight, bias,
+        [&](const Shape& xs, const Shape& ws) {
+            const ConvGeometry g = direct::geometry(op, xs, ws, -1, -1, {1, 1}, padding, {1, 1}, 1);
+#ifdef PYCONV_CPU_AVX2
+            if (small_c::winograd_applies(g)) return g;
+#endif
+            throw py::value_error(std::string(op) + ": needs AVX2, a 3x3 kernel and 1..4 input channels");
+        },
+        [](const ConvGeometry& g, const auto* x, const auto* w, const auto* b, auto* y) {
+            using T = std::remove_const_t<std::remove_pointer_t<decltype(x)>>;
+            if constexpr (std::is_same_v<T, float>) {
+#ifdef PYCONV_CPU_AVX2
+                small_c::forward_winograd(g, x, w, b, y,
+                                          threads_for(2.0 * double(g.n * g.k) * double(g.crs()) * double(g.pq())));
+                return;
+#endif
+            }
+            throw std::invalid_argument("conv2d_small_c_forward_winograd: float32 only");
+        });
+}
+
+template <bool Winograd>
 py::array small_c_forward(const py::array& x, const py::array& weight, const std::optional<py::array>& bias,
                           const Pair& stride, const Padding& padding, const Pair& dilation) {
-    constexpr const char* op = "conv2d_small_c_forward";
+    const char* op = Winograd ? "conv2d_small_c_forward" : "conv2d_small_c_forward_direct";
     return direct::forward_call(
         op, x, weight, bias,
         [&](const Shape& xs, const Shape& ws) { return direct::geometry(op, xs, ws, -1, -1, stride, padding, dilation, 1); },
-        [](const ConvGeometry& g, const auto* x, const auto* w, const auto* b, auto* y) { forward(g, x, w, b, y); });
+        [](const ConvGeometry& g, const auto* x, const auto* w, const auto* b, auto* y) {
+            forward(g, x, w, b, y, Winograd);
+        });
 }
 
 }  // namespace
 
 PYCONV_REGISTER_FAMILY(conv2d_small_c) {
     using py::arg;
-    m.def("conv2d_small_c_forward", &small_c_forward, arg("x"), arg("weight"), arg("bias"), arg("stride"),
+    m.def("conv2d_small_c_forward", &small_c_forward<true>, arg("x"), arg("weight"), arg("bias"), arg("stride"),
           arg("padding"), arg("dilation"),
           "y (N, K, P, Q) = conv2d(x (N, C, H, W), weight (K, C, R, S)) + bias (K,) or None, groups = 1, "
-          "as a direct convolution for few input channels (first layers, C <= 4); padding is "
+          "for few input channels (first layers, C <= 4): Winograd F(4x4, 3x3) for float32 3x3 stride-1 "
+          "layers with C = 2..4 and at least 28 output columns, else a direct convolution; padding is "
           "(top, bottom, left, right).");
+    m.def("conv2d_small_c_forward_direct", &small_c_forward<false>, arg("x"), arg("weight"), arg("bias"),
+          arg("stride"), arg("padding"), arg("dilation"),
+          "conv2d_small_c_forward without the Winograd path (the direct kernels alone), for tests and "
+          "benchmarks.");
+    m.def("conv2d_small_c_forward_winograd", &small_c_forward_winograd, arg("x"), arg("weight"), arg("bias"),
+          arg("padding"),
+          "conv2d_small_c_forward's Winograd F(4x4, 3x3) path alone: float32, 3x3 kernel, stride 1, "
+          "dilation 1, C <= 4.");
 }
 
 }  // namespace pyconv::cpu
