@@ -61,6 +61,9 @@ def test_use_selects_and_restores(monkeypatch):
             return wrapped
 
     monkeypatch.setitem(sys.modules, "pyconv_test_recorder", Recorder())
+    # registered for this test only: later tests (pyconv check) list every available backend
+    monkeypatch.setattr(backends, "_REGISTRY", dict(backends._REGISTRY))
+    monkeypatch.setattr(backends, "_loaded", dict(backends._loaded))
     backends.register("recorder", "pyconv_test_recorder")
     before = backends.current()
     x = pyconv.randn(3, requires_grad=True)
