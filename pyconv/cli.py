@@ -376,9 +376,31 @@ COMMANDS = {"train": _cmd_train, "eval": _cmd_eval, "predict": _cmd_predict, "be
             "check": _cmd_check}
 
 
+def _notices_as_lines(command: str):
+    """Show dataset notices (a subset of MNIST, ...) as one line each, not as a warning with
+    its source line; other warnings keep Python's format."""
+    import warnings
+
+    from .data.checksums import DatasetNotice
+
+    default = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, DatasetNotice):
+            print(f"pyconv {command}: notice: {message}", file=sys.stderr)
+        else:
+            default(message, category, filename, lineno, file, line)
+
+    return show
+
+
 def main(argv=None) -> int:
     """Entry point of the ``pyconv`` console script; returns the exit status."""
+    import warnings
+
     args = build_parser().parse_args(argv)
+    previous = warnings.showwarning
+    warnings.showwarning = _notices_as_lines(args.command)
     try:
         return COMMANDS[args.command](args)
     except UsageError as exc:
@@ -387,3 +409,5 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print(f"pyconv {args.command}: interrupted", file=sys.stderr)
         return 130
+    finally:
+        warnings.showwarning = previous

@@ -316,6 +316,11 @@ def test_mnist_format_folder_trains_lenet(tmp_path):
     match = re.search(r"^final test accuracy: (\d+\.\d\d)% \((\d+)/60\)$", proc.stdout, re.M)
     assert match, proc.stdout
     assert float(match[1]) > 50  # an easy task: far above the 10% of chance
+    # a subset of the official files: one notice line per file, not Python's warning format
+    notices = [line for line in proc.stderr.splitlines() if "notice:" in line]
+    assert len(notices) == 4 and all(line.startswith("pyconv train: notice: MNIST: ")
+                                     for line in notices), proc.stderr
+    assert "DatasetNotice" not in proc.stderr, proc.stderr
 
 
 class _FakeStream(io.StringIO):
