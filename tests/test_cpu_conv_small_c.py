@@ -347,3 +347,25 @@ def test_winograd_entry_point_rejects_shapes_it_does_not_cover():
         f(np.zeros((1, 3, 2, 8), np.float32), w, None, (0, 0, 0, 0))
     with pytest.raises(TypeError, match="weight must be float32 like the other arrays"):
         f(x, w.astype(np.float64), None, (0, 0, 0, 0))
+
+
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_direct_forward_of_large_outputs_stored_non_temporally(n_threads):
+    """Outputs above 4 MiB take non-temporal stores in the direct kernel: 16-byte aligned planes
+    (MNIST layer 1, 676 floats), planes of odd size (625: the unaligned stores fall back to plain
+    ones) and float64 (CIFAR-shaped, not on Winograd)."""
+    rng = np.random.default_rng(23)
+    cases = [((64, 1, 28, 28), (32, 1, 3, 3), (0, 0, 0, 0), np.float32),
+             ((64, 1, 27, 27), (32, 1, 3, 3), (0, 0, 0, 0), np.float32),
+             ((20, 3, 32, 32), (32, 3, 3, 3), (1, 1, 1, 1), np.float64)]
+    before = pyconv.get_num_threads()
+    pyconv.set_num_threads(n_threads)
+    try:
+        for x_shape, w_shape, padding, dtype in cases:
+            x, w, b = rng.standard_normal(x_shape), rng.standard_normal(w_shape), rng.standard_normal(w_shape[0])
+            want = numpy_ref.conv2d_forward(x, w, b, (1, 1), padding, (1, 1), 1)
+            assert want.size * np.dtype(dtype).itemsize > 4 << 20
+            got = _C.conv2d_small_c_forward_direct(*(a.astype(dtype) for a in (x, w, b)), (1, 1), padding, (1, 1))
+            assert_matches(got, want, dtype, f"{x_shape} {np.dtype(dtype).name}")
+    finally:
+        pyconv.set_num_threads(before)

@@ -28,6 +28,18 @@ struct Vec<float> {
     static V load(const float* p) { return _mm256_loadu_ps(p); }
     static void store(float* p, V v) { _mm256_storeu_ps(p, v); }
     static void store_aligned(float* p, V v) { _mm256_store_ps(p, v); }  // p 32-byte aligned
+    // non-temporal where p allows it (two 16-byte halves when p is 16- but not 32-byte aligned)
+    static void store_stream(float* p, V v) {
+        const auto at = reinterpret_cast<uintptr_t>(p);
+        if ((at & 31) == 0) {
+            _mm256_stream_ps(p, v);
+        } else if ((at & 15) == 0) {
+            _mm_stream_ps(p, _mm256_castps256_ps128(v));
+            _mm_stream_ps(p + 4, _mm256_extractf128_ps(v, 1));
+        } else {
+            _mm256_storeu_ps(p, v);
+        }
+    }
     static V fma(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
     static V add(V a, V b) { return _mm256_add_ps(a, b); }
     // lanes t with lo <= t < hi
@@ -59,6 +71,17 @@ struct Vec<double> {
     static V load(const double* p) { return _mm256_loadu_pd(p); }
     static void store(double* p, V v) { _mm256_storeu_pd(p, v); }
     static void store_aligned(double* p, V v) { _mm256_store_pd(p, v); }
+    static void store_stream(double* p, V v) {
+        const auto at = reinterpret_cast<uintptr_t>(p);
+        if ((at & 31) == 0) {
+            _mm256_stream_pd(p, v);
+        } else if ((at & 15) == 0) {
+            _mm_stream_pd(p, _mm256_castpd256_pd128(v));
+            _mm_stream_pd(p + 2, _mm256_extractf128_pd(v, 1));
+        } else {
+            _mm256_storeu_pd(p, v);
+        }
+    }
     static V fma(V a, V b, V c) { return _mm256_fmadd_pd(a, b, c); }
     static V add(V a, V b) { return _mm256_add_pd(a, b); }
     static M mask(int64_t lo, int64_t hi) {
@@ -88,6 +111,7 @@ struct Vec {
     static V load(const T* p) { return *p; }
     static void store(T* p, V v) { *p = v; }
     static void store_aligned(T* p, V v) { *p = v; }
+    static void store_stream(T* p, V v) { *p = v; }
     static V fma(V a, V b, V c) { return a * b + c; }
     static V add(V a, V b) { return a + b; }
     static M mask(int64_t lo, int64_t hi) { return lo <= 0 && 0 < hi; }
@@ -128,6 +152,14 @@ inline void column_tiles(int64_t q_out, int64_t off, int64_t width, int64_t s_ta
         walk(std::integral_constant<int, 1>{});
     else
         f(int64_t(0), q_out, std::integral_constant<int, 1>{}, std::true_type{});
+}
+
+// Orders this thread's non-temporal stores (store_stream) before what follows, e.g. the end of
+// a parallel task whose output another thread reads next.
+inline void stream_fence() {
+#ifdef PYCONV_CPU_AVX2
+    _mm_sfence();
+#endif
 }
 
 }  // namespace pyconv::cpu::direct

@@ -87,6 +87,8 @@ T* pack_weights(const ConvGeometry& g, const T* w, const T* bias) {
 // 4 channels x 3 vectors (K = 32 needs no padded channel). Measured against the per-row tiles
 // below, 1 thread: MNIST layer 1 (Q = 26: 81% of the lanes of a row were useful) 2.3 -> 1.2 ms,
 // CIFAR layer 1 4.8 -> 3.8 ms (3 x 4 flat tiles: 1.4 and 4.4 ms).
+constexpr int64_t kStreamOutputBytes = int64_t(4) << 20;
+
 template <typename T, int KB, int NV>
 void forward_flat(const ConvGeometry& g, const T* x, const T* w, const T* bias, T* y, int threads) {
     const int64_t blocks = (g.k + KB - 1) / KB, crs = g.crs();
@@ -94,6 +96,10 @@ void forward_flat(const ConvGeometry& g, const T* x, const T* w, const T* bias, 
     const T* packed_bias = packed + blocks * KB * crs;
     // tasks: images, or bands of rows when the batch is small (results do not depend on the cut)
     const int64_t bands = g.n >= 4 ? 1 : std::min<int64_t>(g.p, 8);
+    // Outputs beyond the last-level cache go to memory anyway: storing them non-temporally saves
+    // reading each line before it is written (MNIST layer 1, 5.5 MB at batch 64: measured in
+    // docs/cpu/conv_small_c.md).
+    const bool stream = double(g.n * g.k) * double(g.pq()) * sizeof(T) > double(kStreamOutputBytes);
     parallel_for(g.n * bands, threads, [&](int64_t task) {
         const int64_t n = task / bands, band = task % bands;
         const int64_t p0 = g.p * band / bands, p1 = g.p * (band + 1) / bands;
@@ -105,10 +111,17 @@ void forward_flat(const ConvGeometry& g, const T* x, const T* w, const T* bias, 
         for (int64_t c = 0; c < g.c; ++c)
             for (int64_t r = 0; r < g.r; ++r)
                 for (int64_t s = 0; s < g.s; ++s) rows[size_t((c * g.r + r) * g.s + s)] = img.tap(g, c, r, s);
-        for (int64_t b = 0; b < blocks; ++b)
-            small_c::channel_row<T, KB, NV>(rows.data(), crs, 1, 1, packed + b * KB * crs, packed_bias + b * KB,
-                                            (p1 - p0) * g.q, y + ((n * g.k + b * KB) * g.p + p0) * g.q, g.pq(),
-                                            int(std::min<int64_t>(KB, g.k - b * KB)));
+        for (int64_t b = 0; b < blocks; ++b) {
+            T* dst = y + ((n * g.k + b * KB) * g.p + p0) * g.q;
+            const int kvalid = int(std::min<int64_t>(KB, g.k - b * KB));
+            if (stream)
+                small_c::channel_row<T, KB, NV, true>(rows.data(), crs, 1, 1, packed + b * KB * crs,
+                                                      packed_bias + b * KB, (p1 - p0) * g.q, dst, g.pq(), kvalid);
+            else
+                small_c::channel_row<T, KB, NV>(rows.data(), crs, 1, 1, packed + b * KB * crs, packed_bias + b * KB,
+                                                (p1 - p0) * g.q, dst, g.pq(), kvalid);
+        }
+        if (stream) direct::stream_fence();
     });
 }
 

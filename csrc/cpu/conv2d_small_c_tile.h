@@ -17,7 +17,7 @@ namespace pyconv::cpu::small_c {
 
 using direct::Vec;
 
-template <typename T, int KB, int NV>
+template <typename T, int KB, int NV, bool Stream = false>
 inline void channel_tile(const T* const* rows, int64_t n_rows, int64_t s_taps, int64_t dw, const T* wp,
                          const T* bias, int64_t q0, T* dst, int64_t ldk, int kvalid) {
     using X = Vec<T>;
@@ -47,14 +47,21 @@ inline void channel_tile(const T* const* rows, int64_t n_rows, int64_t s_taps, i
     for (int k = 0; k < KB; ++k)
 #pragma GCC unroll 16
         for (int v = 0; v < NV; ++v)
-            if (k < kvalid) X::store(dst + k * ldk + q0 + v * L, acc[k][v]);
+            if (k < kvalid) {
+                if constexpr (Stream)
+                    X::store_stream(dst + k * ldk + q0 + v * L, acc[k][v]);
+                else
+                    X::store(dst + k * ldk + q0 + v * L, acc[k][v]);
+            }
 }
 
 // One output row of q_out columns for KB channels at dst, dst + ldk, ...: tiles of NV vectors,
 // then one narrower tile of just enough vectors shifted back to end at q_out (its overlap with
 // the previous tile is written twice with the same values), so no store is masked; rows
-// shorter than a vector go through a local tile.
-template <typename T, int KB, int NV>
+// shorter than a vector go through a local tile. With Stream, the tiles' stores are non-temporal
+// (outputs far larger than the caches: no read of each line before it is written); the caller
+// fences (_mm_sfence) before other threads read dst.
+template <typename T, int KB, int NV, bool Stream = false>
 void channel_row(const T* const* rows, int64_t n_rows, int64_t s_taps, int64_t dw, const T* wp, const T* bias,
                  int64_t q_out, T* dst, int64_t ldk, int kvalid) {
     static_assert(NV >= 1 && NV <= 4, "tiles of 1 to 4 vectors");
@@ -68,15 +75,15 @@ void channel_row(const T* const* rows, int64_t n_rows, int64_t s_taps, int64_t d
     // a tile of nv (1 .. NV) vectors at column q
     const auto tile_at = [&](int64_t nv, int64_t q) {
         if constexpr (NV >= 4)
-            if (nv == 4) return channel_tile<T, KB, 4>(rows, n_rows, s_taps, dw, wp, bias, q, dst, ldk, kvalid);
+            if (nv == 4) return channel_tile<T, KB, 4, Stream>(rows, n_rows, s_taps, dw, wp, bias, q, dst, ldk, kvalid);
         if constexpr (NV >= 3)
-            if (nv == 3) return channel_tile<T, KB, 3>(rows, n_rows, s_taps, dw, wp, bias, q, dst, ldk, kvalid);
+            if (nv == 3) return channel_tile<T, KB, 3, Stream>(rows, n_rows, s_taps, dw, wp, bias, q, dst, ldk, kvalid);
         if constexpr (NV >= 2)
-            if (nv == 2) return channel_tile<T, KB, 2>(rows, n_rows, s_taps, dw, wp, bias, q, dst, ldk, kvalid);
-        channel_tile<T, KB, 1>(rows, n_rows, s_taps, dw, wp, bias, q, dst, ldk, kvalid);
+            if (nv == 2) return channel_tile<T, KB, 2, Stream>(rows, n_rows, s_taps, dw, wp, bias, q, dst, ldk, kvalid);
+        channel_tile<T, KB, 1, Stream>(rows, n_rows, s_taps, dw, wp, bias, q, dst, ldk, kvalid);
     };
     int64_t q = 0;
-    for (; q + NV * L <= q_out; q += NV * L) channel_tile<T, KB, NV>(rows, n_rows, s_taps, dw, wp, bias, q, dst, ldk, kvalid);
+    for (; q + NV * L <= q_out; q += NV * L) channel_tile<T, KB, NV, Stream>(rows, n_rows, s_taps, dw, wp, bias, q, dst, ldk, kvalid);
     if (q == q_out) return;
     if (q == 0) {  // a row shorter than one full tile: its whole vectors first
         tile_at(q_out / L, 0);
