@@ -187,7 +187,7 @@ def test_conv2d_larger_shapes_match_reference(name, dtype, threads, cpu):
     check_conv(cpu, LARGE_CONV_CASES[name], dtype, seed=7)
 
 
-# The weight gradient reads a zero-padded channels-last copy of x, in chunks of images (~2 MiB),
+# The weight gradient reads a zero-padded channels-last copy of x, in chunks of images (~512 KiB),
 # and packs NR channels of one tap with one copy when C/G is a multiple of NR: channel counts on
 # and off that path, taps straddling panels, several chunks (float64 images of ~190 KiB), strides
 # and dilations that skip padded rows and columns.
