@@ -23,22 +23,9 @@ void stream_kernel(int64_t kc, const T* __restrict a, const T* __restrict b, T* 
                    const T* row_bias) {
     using Y = Ymm<T>;
     using V = typename Y::V;
-    constexpr int MR = Tile<T>::MR, W = Tile<T>::NR / 2;
+    constexpr int W = Tile<T>::NR / 2;
     V acc[ROWS][2];
-#pragma GCC unroll 6
-    for (int i = 0; i < ROWS; ++i) acc[i][0] = acc[i][1] = Y::zero();
-#pragma GCC unroll 4
-    for (int64_t k = 0; k < kc; ++k) {
-        const V b0 = Y::load_aligned(b), b1 = Y::load_aligned(b + W);
-#pragma GCC unroll 6
-        for (int i = 0; i < ROWS; ++i) {
-            const V ai = Y::set1(a[i]);
-            acc[i][0] = Y::fma(ai, b0, acc[i][0]);
-            acc[i][1] = Y::fma(ai, b1, acc[i][1]);
-        }
-        a += MR;
-        b += 2 * W;
-    }
+    accumulate_panels<T, ROWS>(kc, a, b, acc);
 #pragma GCC unroll 6
     for (int i = 0; i < ROWS; ++i) {
         V v0 = acc[i][0], v1 = acc[i][1];

@@ -65,6 +65,33 @@ struct Ymm<double> {
     static V add(V a, V b) { return _mm256_add_pd(a, b); }
 };
 
+// acc[i] = sum over the kc steps of a[i] * (the two vectors of b), for the first ROWS rows of an
+// MR-row A micro-panel and an NR-wide B micro-panel: the loop of every register-tile kernel
+// (micro_kernel below; the 1x1 kernels' register-streaming variant).
+template <typename T, int ROWS>
+__attribute__((always_inline)) inline void accumulate_panels(int64_t kc, const T* __restrict a,
+                                                             const T* __restrict b,
+                                                             typename Ymm<T>::V (&acc)[ROWS][2]) {
+    using Y = Ymm<T>;
+    using V = typename Y::V;
+    constexpr int MR = Tile<T>::MR;
+    constexpr int W = Tile<T>::NR / 2;  // lanes per vector
+#pragma GCC unroll 6
+    for (int i = 0; i < ROWS; ++i) acc[i][0] = acc[i][1] = Y::zero();
+#pragma GCC unroll 4
+    for (int64_t k = 0; k < kc; ++k) {
+        const V b0 = Y::load_aligned(b), b1 = Y::load_aligned(b + W);
+#pragma GCC unroll 6
+        for (int i = 0; i < ROWS; ++i) {
+            const V ai = Y::set1(a[i]);
+            acc[i][0] = Y::fma(ai, b0, acc[i][0]);
+            acc[i][1] = Y::fma(ai, b1, acc[i][1]);
+        }
+        a += MR;
+        b += 2 * W;
+    }
+}
+
 template <typename T>
 inline void micro_kernel(int64_t kc, const T* __restrict a, const T* __restrict b, T* c, int64_t ldc,
                          const Epilogue<T>& e) {
@@ -73,20 +100,7 @@ inline void micro_kernel(int64_t kc, const T* __restrict a, const T* __restrict 
     constexpr int MR = Tile<T>::MR;
     constexpr int W = Tile<T>::NR / 2;  // lanes per vector
     V acc[MR][2];
-#pragma GCC unroll 6
-    for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = Y::zero();
-#pragma GCC unroll 4
-    for (int64_t k = 0; k < kc; ++k) {
-        const V b0 = Y::load_aligned(b), b1 = Y::load_aligned(b + W);
-#pragma GCC unroll 6
-        for (int i = 0; i < MR; ++i) {
-            const V ai = Y::set1(a[i]);
-            acc[i][0] = Y::fma(ai, b0, acc[i][0]);
-            acc[i][1] = Y::fma(ai, b1, acc[i][1]);
-        }
-        a += MR;
-        b += 2 * W;
-    }
+    accumulate_panels<T, MR>(kc, a, b, acc);
     const V alpha = Y::set1(e.alpha), beta = Y::set1(e.beta);
     const bool scale = e.alpha != T(1), accumulate = e.beta != T(0);
     V cb0 = Y::zero(), cb1 = Y::zero();
