@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 
+import numpy as np
 import pytest
 
 # Every kernel test runs in order and under a seeded random schedule: a missing barrier is nearly
@@ -39,3 +40,26 @@ def schedule(request):
     kind, _, seed = request.param.partition(":")
     with pyconv.simt.schedule(kind, seed=int(seed or 0)):
         yield request.param
+
+
+@pytest.fixture(scope="module")
+def simt():
+    """The simt backend module (CUDA kernels on the emulator)."""
+    from pyconv import backends
+
+    return backends.get("simt")
+
+
+@pytest.fixture(scope="module")
+def ref():
+    """The NumPy reference backend module, the oracle of the simt tests."""
+    from pyconv import backends
+
+    return backends.get("numpy")
+
+
+def assert_same_array(actual, expected, tolerance: dict, what: str = ""):
+    """Same dtype and shape, values within ``tolerance`` (``assert_allclose`` keywords)."""
+    assert actual.dtype == expected.dtype and actual.shape == expected.shape, (
+        f"{what}: got {actual.dtype} {actual.shape}, expected {expected.dtype} {expected.shape}")
+    np.testing.assert_allclose(actual, expected, err_msg=what, **tolerance)

@@ -2,20 +2,14 @@
 else silently falls back to the reference."""
 
 import numpy as np
-import pytest
 
 import pyconv
 import pyconv.functional as F
 from pyconv import backends
 from pyconv.backends import contract, cuda_glue
-from simt_support import require_simt
+from simt_support import require_simt, simt  # noqa: F401 - simt is a fixture
 
 pytestmark = require_simt()
-
-
-@pytest.fixture(scope="module")
-def simt():
-    return backends.get("simt")
 
 
 def test_every_glued_kernel_is_emulated_and_only_the_rest_run_on_the_reference(simt):

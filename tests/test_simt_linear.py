@@ -12,7 +12,7 @@ import pyconv.nn as nn
 import pyconv.simt
 from pyconv import backends
 from pyconv.backends.cuda_glue.linear import column_sum, gemm
-from simt_support import require_simt, schedule  # noqa: F401 - schedule is a fixture
+from simt_support import assert_same_array, ref, require_simt, schedule, simt  # noqa: F401 - ref, schedule, simt are fixtures
 
 pytestmark = require_simt()
 
@@ -21,19 +21,8 @@ TOLERANCES = {np.float64: dict(rtol=1e-12, atol=1e-12), np.float32: dict(rtol=1e
 SUFFIX = {np.float64: "f64", np.float32: "f32"}
 
 
-@pytest.fixture(scope="module")
-def simt():
-    return backends.get("simt")
-
-
-@pytest.fixture(scope="module")
-def ref():
-    return backends.get("numpy")
-
-
 def _assert_matches(actual, expected, dtype):
-    assert actual.dtype == expected.dtype and actual.shape == expected.shape
-    np.testing.assert_allclose(actual, expected, **TOLERANCES[dtype])
+    assert_same_array(actual, expected, TOLERANCES[np.dtype(dtype).type])
 
 
 def _launched(simt, fn):

@@ -11,7 +11,7 @@ import pyconv
 import pyconv.functional as F
 import pyconv.simt
 from pyconv import backends
-from simt_support import require_simt, schedule  # noqa: F401 - schedule is a fixture
+from simt_support import assert_same_array, ref, require_simt, schedule, simt  # noqa: F401 - ref, schedule, simt are fixtures
 
 pytestmark = require_simt()
 
@@ -20,19 +20,8 @@ REDUCTIONS = ["none", "mean", "sum"]
 TOLERANCES = {np.float64: dict(rtol=1e-12, atol=1e-14), np.float32: dict(rtol=1e-5, atol=1e-6)}
 
 
-@pytest.fixture(scope="module")
-def simt():
-    return backends.get("simt")
-
-
-@pytest.fixture(scope="module")
-def ref():
-    return backends.get("numpy")
-
-
 def _assert_matches(actual, expected, dtype):
-    assert actual.dtype == expected.dtype and actual.shape == expected.shape
-    np.testing.assert_allclose(actual, expected, **TOLERANCES[np.dtype(dtype).type])
+    assert_same_array(actual, expected, TOLERANCES[np.dtype(dtype).type])
 
 
 def _class_case(seed, rows=None, classes=None, ignore_index=-100, ignored_fraction=0.3):

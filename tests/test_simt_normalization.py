@@ -9,7 +9,7 @@ import pyconv
 import pyconv.functional as F
 from pyconv.backends import numpy_ref
 from pyconv.testing import assert_close
-from simt_support import require_simt, schedule  # noqa: F401 - schedule is a fixture
+from simt_support import require_simt, schedule, simt  # noqa: F401 - schedule, simt are fixtures
 
 pytestmark = require_simt()
 
@@ -18,11 +18,6 @@ DTYPES = [np.float64, np.float32]
 # test_batchnorm.py's shapes, then channels whose N * S is not a multiple of the block size
 # (102 -> 128 threads, 700 -> 512 threads) and one element per channel.
 SHAPES = [(5, 3), (4, 2, 6), (3, 2, 4, 5), (2, 3, 17, 3), (2, 2, 350), (1, 3), (1, 2, 1, 1)]
-
-
-@pytest.fixture(scope="module")
-def simt():
-    return pyconv.backends.get("simt")
 
 
 def _random_shape(rng):

@@ -10,7 +10,7 @@ import pyconv.nn as nn
 from pyconv.backends import numpy_ref
 from pyconv.optim import SGD, Adam, AdamW
 from pyconv.testing import assert_close
-from simt_support import require_simt, schedule  # noqa: F401 - schedule is a fixture
+from simt_support import require_simt, schedule, simt  # noqa: F401 - schedule, simt are fixtures
 from test_optim import ADAM_CASES, ADAMW_CASES, SGD_CASES
 
 pytestmark = require_simt()
@@ -26,11 +26,6 @@ SHAPES = [(3, 4), (5,), (2, 1, 3), (7, 1000)]
 ADAM_CASES = ADAM_CASES + [{"betas": (0.3, 0.9)}]
 CASES = ([(SGD, kw) for kw in SGD_CASES] + [(Adam, kw) for kw in ADAM_CASES]
          + [(AdamW, kw) for kw in ADAMW_CASES])
-
-
-@pytest.fixture(scope="module")
-def simt():
-    return pyconv.backends.get("simt")
 
 
 def _options(cls, kwargs):

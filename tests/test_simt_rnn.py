@@ -9,7 +9,7 @@ import pytest
 import pyconv
 import pyconv.nn as nn
 from pyconv import backends
-from simt_support import require_simt, schedule  # noqa: F401 - schedule is a fixture
+from simt_support import ref, require_simt, schedule, simt  # noqa: F401 - ref, schedule, simt are fixtures
 
 pytestmark = require_simt()
 
@@ -18,16 +18,6 @@ TOLERANCES = {np.float64: dict(rtol=1e-11, atol=1e-12), np.float32: dict(rtol=1e
 CELLS = {"rnn_tanh": 1, "rnn_relu": 1, "lstm": 4, "gru": 3}
 # (B, I, Hd): B = 1, Hd = 1, and sizes past one 64-wide GEMM tile
 SIZES = [(3, 5, 7), (1, 4, 6), (4, 3, 1), (2, 9, 17)]
-
-
-@pytest.fixture(scope="module")
-def simt():
-    return backends.get("simt")
-
-
-@pytest.fixture(scope="module")
-def ref():
-    return backends.get("numpy")
 
 
 def _assert_matches(actual, expected, dtype, what=""):

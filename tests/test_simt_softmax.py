@@ -9,7 +9,7 @@ import pyconv
 import pyconv.functional as F
 import pyconv.simt
 from pyconv import backends
-from simt_support import require_simt, schedule  # noqa: F401 - schedule is a fixture
+from simt_support import assert_same_array, ref, require_simt, schedule, simt  # noqa: F401 - ref, schedule, simt are fixtures
 
 pytestmark = require_simt()
 
@@ -19,19 +19,8 @@ FORWARD = ["softmax_forward", "log_softmax_forward"]
 BACKWARD = ["softmax_backward", "log_softmax_backward"]
 
 
-@pytest.fixture(scope="module")
-def simt():
-    return backends.get("simt")
-
-
-@pytest.fixture(scope="module")
-def ref():
-    return backends.get("numpy")
-
-
 def _assert_matches(actual, expected, dtype):
-    assert actual.dtype == expected.dtype and actual.shape == expected.shape
-    np.testing.assert_allclose(actual, expected, **TOLERANCES[np.dtype(dtype).type])
+    assert_same_array(actual, expected, TOLERANCES[np.dtype(dtype).type])
 
 
 def _check_op_pair(simt, ref, x, dim, dtype, seed=0):
