@@ -329,6 +329,12 @@ inline void softmax_grad_row(const T* g, const T* y, T* gx, int64_t n, bool /*st
     softmax_grad(g, y, dot(g, y, n), gx, n);
 }
 
+// softmax_grad_row over `rows` consecutive rows of n values
+template <typename T>
+inline void softmax_grad_rows(const T* g, const T* y, T* gx, int64_t rows, int64_t n, bool stream) {
+    for (int64_t r = 0; r < rows; ++r) softmax_grad_row(g + r * n, y + r * n, gx + r * n, n, stream);
+}
+
 template <typename T>
 inline void log_softmax_grad_row(const T* g, const T* y, T* gx, int64_t n, bool /*stream*/,
                                  const T* /*next_g*/ = nullptr, const T* /*next_y*/ = nullptr) {
@@ -337,9 +343,10 @@ inline void log_softmax_grad_row(const T* g, const T* y, T* gx, int64_t n, bool 
 
 #if PYCONV_ROWS_AVX2
 // out[i, i + 8) = f(i, mask, full) over [0, n) (see for_vectors). With `stream`, a masked head
-// vector first brings out + i to a 32-byte boundary, then full vectors are streamed.
+// vector first brings out + i to a 32-byte boundary, then full vectors are streamed (and fenced
+// unless `fence` is false: the caller fences after its last row).
 template <class F>
-inline void write_vectors(float* out, int64_t n, bool stream, F&& f) {
+inline void write_vectors(float* out, int64_t n, bool stream, F&& f, bool fence = true) {
     if (!stream) {
         for_vectors(n, [&](int64_t i, __m256i m, bool full) { store(out + i, f(i, m, full), m, full); });
         return;
@@ -356,7 +363,7 @@ inline void write_vectors(float* out, int64_t n, bool stream, F&& f) {
         const __m256i m = tail_mask(n - i);
         store(out + i, f(i, m, false), m, false);
     }
-    _mm_sfence();
+    if (fence) _mm_sfence();
 }
 
 // The row's max, and whether every exp(x - max) may take exp8_normal: no NaN or inf (their sum
@@ -459,6 +466,45 @@ inline void softmax_grad_row<float>(const float* g, const float* y, float* gx, i
         }
         return _mm256_mul_ps(load(y + i, m, full), _mm256_sub_ps(load(g + i, m, full), d));
     });
+}
+
+// Software-pipelined over the rows: one pass per row writes row r's gradient (its g and y in L1
+// from the previous pass) while it loads row r + 1 from memory and sums its g . y, so the reads
+// and the non-temporal writes overlap instead of alternating row by row (with one fence per
+// call, not per row); rows two ahead are prefetched. (4096, 1000) at 1 thread: 2.67 -> 2.47 ms,
+// the rate of a bare 2-read + 1-non-temporal-write loop on this machine.
+template <>
+inline void softmax_grad_rows<float>(const float* g, const float* y, float* gx, int64_t rows, int64_t n,
+                                     bool stream) {
+    if (rows <= 0) return;
+    if (n > kRowBuffer) {  // a row does not stay in L1 between its two passes
+        for (int64_t r = 0; r < rows; ++r) softmax_grad_row(g + r * n, y + r * n, gx + r * n, n, stream);
+        return;
+    }
+    float d = dot(g, y, n);
+    for (int64_t r = 0; r < rows; ++r) {
+        const float *gr = g + r * n, *yr = y + r * n, *gn = gr + n, *yn = yr + n;
+        const __m256 vd = _mm256_set1_ps(d);
+        const auto grad = [&](int64_t i, __m256i m, bool full) {
+            return _mm256_mul_ps(load(yr + i, m, full), _mm256_sub_ps(load(gr + i, m, full), vd));
+        };
+        if (r + 1 < rows) {
+            __m256 acc = _mm256_setzero_ps();
+            const bool ahead = r + 2 < rows;
+            write_vectors(gx + r * n, n, stream, [&](int64_t i, __m256i m, bool full) {
+                if (ahead && full) {  // row r + 2 on its way while r + 1 is loaded
+                    prefetch(gn + n + i);
+                    prefetch(yn + n + i);
+                }
+                acc = _mm256_fmadd_ps(load(gn + i, m, full), load(yn + i, m, full), acc);
+                return grad(i, m, full);
+            }, false);
+            d = hsum(acc);
+        } else {
+            write_vectors(gx + r * n, n, stream, grad, false);
+        }
+    }
+    if (stream) _mm_sfence();
 }
 
 template <bool Normal>
