@@ -3,6 +3,7 @@ report) with fake clocks, and the command itself through a subprocess on quick s
 without PyTorch and pyconv._C."""
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -79,6 +80,20 @@ def test_machine_limits_are_positive_or_none():
     assert harness.bandwidth_gbs(2, mib=1, repeats=1) > 0
     peak = harness.fma_peak_gflops(1, seconds=0.01)
     assert peak is None or peak > 0
+
+
+def test_native_stream_bandwidth_checks_its_arguments():
+    from pyconv import _native
+
+    if _native._C is None:
+        pytest.skip("pyconv._C is not built")
+    for threads in (1, 2):
+        gbs = _native._C.stream_bandwidth_gbs(threads, 1, 1)
+        assert math.isfinite(gbs) and gbs > 0
+    with pytest.raises(ValueError, match="mib must be in"):
+        _native._C.stream_bandwidth_gbs(1, 0, 1)
+    with pytest.raises(ValueError, match="repeats must be >= 1"):
+        _native._C.stream_bandwidth_gbs(1, 1, 0)
 
 
 # ----- cases ----------------------------------------------------------------------------------

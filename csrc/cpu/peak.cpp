@@ -1,11 +1,19 @@
-// The machine's FMA peak, measured: every thread runs independent chains of fused multiply-adds
-// on registers (enough chains to cover the FMA latency on both ports), nothing touches memory.
-// Benchmarks report achieved GFLOP/s as a fraction of this number from the same run.
+// The machine's limits, measured: the FMA peak (every thread runs independent chains of fused
+// multiply-adds on registers, enough chains to cover the FMA latency on both ports, nothing
+// touches memory) and the streaming memory bandwidth (a = b + c with non-temporal stores, the
+// access pattern of pyconv's bandwidth-bound kernels). Benchmarks report achieved GFLOP/s and
+// GB/s as fractions of these numbers from the same run.
 #include <pybind11/pybind11.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
+#include <cstdlib>
+#include <limits>
+#include <memory>
+#include <new>
+#include <stdexcept>
+#include <string>
 
 #include "microkernel.h"
 #include "parallel.h"
@@ -68,9 +76,57 @@ double fma_peak_gflops(int threads, double seconds) {
     return timed_peak(threads, iters);
 }
 
+// a[i] = b[i] + c[i] over [lo, hi): 2 reads and, with AVX2, non-temporal writes (no read for
+// ownership of a's lines, as in the kernels that stream their outputs)
+void stream_add(float* a, const float* b, const float* c, int64_t lo, int64_t hi) {
+#ifdef PYCONV_CPU_AVX2
+    int64_t i = lo;
+    for (; i < hi && (reinterpret_cast<uintptr_t>(a + i) & 31) != 0; ++i) a[i] = b[i] + c[i];
+    for (; i + 8 <= hi; i += 8) _mm256_stream_ps(a + i, _mm256_add_ps(_mm256_loadu_ps(b + i), _mm256_loadu_ps(c + i)));
+    for (; i < hi; ++i) a[i] = b[i] + c[i];
+    _mm_sfence();
+#else
+    for (int64_t i = lo; i < hi; ++i) a[i] = b[i] + c[i];
+#endif
+}
+
+double stream_bandwidth_gbs(int threads, int64_t mib, int repeats) {
+    if (threads < 1) threads = max_threads();
+    if (mib < 1 || mib > 4096) throw py::value_error("stream_bandwidth_gbs: mib must be in [1, 4096], got " + std::to_string(mib));
+    if (repeats < 1) throw py::value_error("stream_bandwidth_gbs: repeats must be >= 1, got " + std::to_string(repeats));
+    const int64_t n = mib * (int64_t(1) << 20) / int64_t(sizeof(float));
+    const auto make = [n]() {
+        float* p = static_cast<float*>(std::aligned_alloc(64, size_t(n) * sizeof(float)));
+        if (p == nullptr) throw std::bad_alloc();
+        return std::unique_ptr<float, decltype(&std::free)>(p, &std::free);
+    };
+    auto a = make(), b = make(), c = make();
+    py::gil_scoped_release release;
+    // first touch by the threads that will stream them (pages resident before timing)
+    parallel_for(threads, threads, [&](int64_t t) {
+        const int64_t lo = n * t / threads, hi = n * (t + 1) / threads;
+        std::fill(a.get() + lo, a.get() + hi, 0.0f);
+        std::fill(b.get() + lo, b.get() + hi, 1.0f);
+        std::fill(c.get() + lo, c.get() + hi, 2.0f);
+    });
+    double best = std::numeric_limits<double>::infinity();
+    for (int r = 0; r < repeats; ++r) {
+        const auto start = std::chrono::steady_clock::now();
+        parallel_for(threads, threads, [&](int64_t t) {
+            stream_add(a.get(), b.get(), c.get(), n * t / threads, n * (t + 1) / threads);
+        });
+        best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+    }
+    return 3.0 * double(n) * sizeof(float) / best * 1e-9;
+}
+
 }  // namespace
 
 PYCONV_REGISTER_FAMILY(peak) {
+    m.def("stream_bandwidth_gbs", &stream_bandwidth_gbs, py::arg("threads") = 0, py::arg("mib") = 64,
+          py::arg("repeats") = 5,
+          "Measured memory bandwidth (GB/s) of `threads` threads: a = b + c over float32 arrays of `mib` "
+          "MiB each with non-temporal stores, 3 arrays' bytes counted, the best of `repeats`.");
     m.def("fma_peak_gflops", &fma_peak_gflops, py::arg("threads") = 0, py::arg("seconds") = 0.2,
           "Measured fp32 FMA peak (GFLOP/s) of `threads` threads (0: the configured count), from "
           "register-only FMA chains in the build's vector ISA.");
