@@ -366,7 +366,7 @@ def test_conv_and_linear_autograd_on_the_cpu_backend(dtype, cpu, monkeypatch):
 
 
 # ---------------------------------------------------------------------------------------------
-# Winograd F(4x4, 3x3): stride-1 3x3 forward and input gradient
+# Winograd F(4x4, 3x3): stride-1 3x3 forward and input gradient; F(3x3, 4x4): weight gradient
 # ---------------------------------------------------------------------------------------------
 
 # Float32 tolerance of the Winograd path: its transforms multiply values by up to 5 (B^T), 8
@@ -391,7 +391,7 @@ WINOGRAD_CASES = [
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("case", WINOGRAD_CASES, ids=str)
-def test_winograd_forward_and_input_gradient_match_reference(case, dtype, threads):
+def test_winograd_forward_and_gradients_match_reference(case, dtype, threads):
     x_shape, k, pads = case
     rng = np.random.default_rng(x_shape[1])
     x, w, b = (rng.standard_normal(s) for s in (x_shape, (k, x_shape[1], 3, 3), (k,)))
@@ -399,12 +399,15 @@ def test_winograd_forward_and_input_gradient_match_reference(case, dtype, thread
     want = numpy_ref.conv2d_forward(x, w, b, *g)
     gy = rng.standard_normal(want.shape)
     want_gx = numpy_ref.conv2d_backward_input(gy, w, x_shape, *g)
+    want_gw = numpy_ref.conv2d_backward_weight(gy, x, w.shape, *g)
     tol = {**TOLERANCE, np.float32: WINOGRAD_FLOAT32_TOLERANCE}
     for got, ref, what in [
         (_C.conv2d_forward(x.astype(dtype), w.astype(dtype), b.astype(dtype), *g, algorithm="winograd"),
          want, "forward"),
         (_C.conv2d_backward_input(gy.astype(dtype), w.astype(dtype), x_shape, *g, algorithm="winograd"),
-         want_gx, "backward_input")]:
+         want_gx, "backward_input"),
+        (_C.conv2d_backward_weight(gy.astype(dtype), x.astype(dtype), w.shape, *g, algorithm="winograd"),
+         want_gw, "backward_weight")]:
         scale = float(np.abs(ref).max())
         err = float(np.abs(got.astype(np.float64) - ref).max()) / scale
         assert got.dtype == dtype and got.shape == ref.shape
@@ -423,6 +426,17 @@ def test_winograd_is_chosen_for_deep_3x3_and_rejects_other_geometries():
     auto_gx = _C.conv2d_backward_input(auto, w, x.shape, *g)
     np.testing.assert_array_equal(
         auto_gx, _C.conv2d_backward_input(auto, w, x.shape, *g, algorithm="winograd"))
+    # the weight gradient needs more work before Winograd pays off (a fixed cost per call)
+    one_gy, one_x = np.ascontiguousarray(auto[:1]), np.ascontiguousarray(x[:1])  # 10.6 MFLOP
+    small_gw = _C.conv2d_backward_weight(one_gy, one_x, w.shape, *g)
+    np.testing.assert_array_equal(small_gw, _C.conv2d_backward_weight(one_gy, one_x, w.shape, *g, algorithm="gemm"))
+    xl = rng.standard_normal((16, 64, 12, 12)).astype(np.float32)
+    gy = rng.standard_normal((16, 64, 12, 12)).astype(np.float32)
+    auto_gw = _C.conv2d_backward_weight(gy, xl, w.shape, *g)
+    np.testing.assert_array_equal(auto_gw, _C.conv2d_backward_weight(gy, xl, w.shape, *g, algorithm="winograd"))
+    assert not np.array_equal(auto_gw, _C.conv2d_backward_weight(gy, xl, w.shape, *g, algorithm="gemm"))
+    with pytest.raises(ValueError, match="algorithm='winograd' needs a 3x3 kernel, stride 1"):
+        _C.conv2d_backward_weight(gy, xl, (64, 32, 3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 2, algorithm="winograd")
     with pytest.raises(ValueError, match="algorithm='winograd' needs a 3x3 kernel, stride 1"):
         _C.conv2d_forward(x, w, None, (2, 2), (1, 1, 1, 1), (1, 1), 1, algorithm="winograd")
     with pytest.raises(ValueError, match="algorithm must be 'auto', 'gemm' or 'winograd'"):

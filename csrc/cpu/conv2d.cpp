@@ -8,7 +8,8 @@
 //                    transposed kernel; otherwise cols = W_g^T * grad_y[n, g] per (image, group),
 //                    a block of columns at a time, each scattered back (col2im) while in cache.
 // Stride-1 3x3 layers with many channels run forward and backward_input as Winograd F(4x4, 3x3)
-// (winograd.h) instead; `algorithm` ("auto", "gemm", "winograd") overrides the choice for tests.
+// and backward_weight as its transpose F(3x3, 4x4) (winograd.h) instead; `algorithm` ("auto",
+// "gemm", "winograd") overrides the choice for tests.
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
@@ -67,13 +68,12 @@ bool winograd_fits(const ConvGeometry& g) {
     return g.groups == 1 && g.r == 3 && g.s == 3 && g.sh == 1 && g.sw == 1 && g.dh == 1 && g.dw == 1;
 }
 
-// Whether to run Winograd (`c`, `k`: channels in and out of the convolution it computes).
-bool use_winograd(const char* op, Algorithm algorithm, const ConvGeometry& g, int64_t c, int64_t k,
-                  int64_t p, int64_t q) {
+// Whether to run Winograd (`pays_off`: Algorithm::Auto's measured choice for the shape).
+bool use_winograd(const char* op, Algorithm algorithm, const ConvGeometry& g, bool pays_off) {
     if (algorithm == Algorithm::Winograd && !winograd_fits(g))
         throw py::value_error(std::string(op) +
                               ": algorithm='winograd' needs a 3x3 kernel, stride 1, dilation 1 and groups=1");
-    if (algorithm == Algorithm::Auto) return winograd_fits(g) && winograd_pays_off(c, k, p, q);
+    if (algorithm == Algorithm::Auto) return winograd_fits(g) && pays_off;
     return algorithm == Algorithm::Winograd;
 }
 
@@ -252,7 +252,7 @@ py::array conv2d_forward(const py::array& x, const py::array& weight, const std:
             expect_shape(op, "bias", check_array<T>(*bias, op, "bias", 1), {g.k});
             b = data_of<T>(*bias);
         }
-        const bool winograd = use_winograd(op, algo, g, g.c, g.k, g.p, g.q);
+        const bool winograd = use_winograd(op, algo, g, winograd_pays_off(g.c, g.k, g.p, g.q));
         auto y = new_array<T>({g.n, g.k, g.p, g.q});
         T* out = y.mutable_data();
         {
@@ -275,7 +275,7 @@ py::array conv2d_backward_input(const py::array& grad_y, const py::array& weight
         const Shape xs = check_dims(input_shape, 4, op, "input_shape");
         const ConvGeometry g = geometry(op, xs, ws, gs[2], gs[3], stride, padding, dilation, groups);
         expect_shape(op, "grad_y", gs, {g.n, g.k, g.p, g.q});
-        const bool winograd = use_winograd(op, algo, g, g.k, g.c, g.h, g.w);
+        const bool winograd = use_winograd(op, algo, g, winograd_pays_off(g.k, g.c, g.h, g.w));
         auto grad_x = new_array<T>(xs);
         T* out = grad_x.mutable_data();
         {
@@ -288,19 +288,31 @@ py::array conv2d_backward_input(const py::array& grad_y, const py::array& weight
 
 py::array conv2d_backward_weight(const py::array& grad_y, const py::array& x,
                                  const std::vector<int64_t>& weight_shape, const Pair& stride,
-                                 const Padding& padding, const Pair& dilation, int64_t groups) {
+                                 const Padding& padding, const Pair& dilation, int64_t groups,
+                                 const std::string& algorithm) {
     constexpr const char* op = "conv2d_backward_weight";
+    const Algorithm algo = parse_algorithm(op, algorithm);
     return dispatch_float(float_dtype(grad_y, op, "grad_y"), [&](auto tag) -> py::array {
         using T = decltype(tag);
         const Shape gs = check_array<T>(grad_y, op, "grad_y", 4), xs = check_array<T>(x, op, "x", 4);
         const Shape ws = check_dims(weight_shape, 4, op, "weight_shape");
         const ConvGeometry g = geometry(op, xs, ws, gs[2], gs[3], stride, padding, dilation, groups);
         expect_shape(op, "grad_y", gs, {g.n, g.k, g.p, g.q});
+        const bool winograd =
+            use_winograd(op, algo, g, winograd_weight_grad_pays_off(g.n, g.c, g.k, g.p, g.q));
         auto grad_w = new_array<T>(ws);
         T* out = grad_w.mutable_data();
         {
             py::gil_scoped_release release;
-            conv2d_weight_grad(g, data_of<T>(grad_y), data_of<T>(x), out);
+            if (winograd) {
+                WinogradWeightGrad<T> wg;
+                wg.x = data_of<T>(x), wg.grad_y = data_of<T>(grad_y), wg.grad_w = out;
+                wg.n = g.n, wg.c = g.c, wg.h = g.h, wg.w = g.w, wg.k = g.k, wg.p = g.p, wg.q = g.q;
+                wg.top = g.top, wg.left = g.left;
+                winograd_weight_grad3x3(wg);
+            } else {
+                conv2d_weight_grad(g, data_of<T>(grad_y), data_of<T>(x), out);
+            }
         }
         return std::move(grad_w);
     });
@@ -316,8 +328,9 @@ PYCONV_REGISTER_FAMILY(conv2d) {
           arg("stride"), arg("padding"), arg("dilation"), arg("groups"), arg("algorithm") = "auto",
           "grad_x (input_shape) of conv2d from grad_y (N, K, P, Q); algorithm as conv2d_forward.");
     m.def("conv2d_backward_weight", &conv2d_backward_weight, arg("grad_y"), arg("x"), arg("weight_shape"),
-          arg("stride"), arg("padding"), arg("dilation"), arg("groups"),
-          "grad_weight (weight_shape) of conv2d from grad_y (N, K, P, Q) and x (N, C, H, W).");
+          arg("stride"), arg("padding"), arg("dilation"), arg("groups"), arg("algorithm") = "auto",
+          "grad_weight (weight_shape) of conv2d from grad_y (N, K, P, Q) and x (N, C, H, W); "
+          "algorithm as conv2d_forward (Winograd F(3x3, 4x4) for stride-1 3x3 layers).");
 }
 
 }  // namespace pyconv::cpu

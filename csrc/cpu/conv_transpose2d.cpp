@@ -35,7 +35,8 @@ py::array conv2d_backward_input(const py::array& grad_y, const py::array& weight
                                 const std::string& algorithm);
 py::array conv2d_backward_weight(const py::array& grad_y, const py::array& x,
                                  const std::vector<int64_t>& weight_shape, const Pair& stride,
-                                 const Padding& padding, const Pair& dilation, int64_t groups);
+                                 const Padding& padding, const Pair& dilation, int64_t groups,
+                                 const std::string& algorithm);
 
 namespace {
 
@@ -107,7 +108,7 @@ py::array conv_transpose2d_backward_input(const py::array& grad_y, const py::arr
 py::array conv_transpose2d_backward_weight(const py::array& grad_y, const py::array& x,
                                            const std::vector<int64_t>& weight_shape, const Pair& stride,
                                            const Pair& padding, const Pair& dilation, int64_t groups) {
-    return conv2d_backward_weight(x, grad_y, weight_shape, stride, symmetric(padding), dilation, groups);
+    return conv2d_backward_weight(x, grad_y, weight_shape, stride, symmetric(padding), dilation, groups, "auto");
 }
 
 }  // namespace

@@ -15,55 +15,15 @@
 #include <new>
 
 #include "gemm.h"
+#include "winograd_tiles.h"
 
 namespace pyconv::cpu {
 
 namespace {
 
-constexpr int64_t kTile = 4;        // output tile edge (m)
-constexpr int64_t kAlpha = 6;       // input tile edge (m + 2)
-constexpr int64_t kPos = 36;        // positions of a transformed tile
-constexpr int64_t kLanes = 16;      // tiles transformed together (the vectorised dimension)
-constexpr int64_t kChunkBytes = 6 << 20;  // V and M of one chunk of images: L3-sized
+using namespace winograd_tiles;
 
-// The transformed filters U, tiles V and products M of a thread, kept across calls (grow-only,
-// 64-byte aligned) like the arena's slots; V and M belong to the thread running the chunk.
-struct Buffer {
-    void* data = nullptr;
-    size_t size = 0;
-    ~Buffer() { std::free(data); }
-    template <typename T>
-    T* get(size_t count) {
-        const size_t bytes = round_up(int64_t(count * sizeof(T)), 64);
-        if (bytes > size) {
-            std::free(data);
-            data = std::aligned_alloc(64, bytes);
-            if (!data) {
-                size = 0;
-                throw std::bad_alloc();
-            }
-            size = bytes;
-        }
-        return static_cast<T*>(data);
-    }
-};
 thread_local Buffer filters_buffer, tiles_buffer, products_buffer;
-
-// o[i*os + l] = (B^T d)[i] for lanes l, d[a*ds + l] the 6 inputs.
-template <typename T>
-inline void input_1d(const T* __restrict d, int64_t ds, T* __restrict o, int64_t os) {
-#pragma GCC ivdep
-    for (int64_t l = 0; l < kLanes; ++l) {
-        const T d0 = d[l], d1 = d[ds + l], d2 = d[2 * ds + l], d3 = d[3 * ds + l], d4 = d[4 * ds + l],
-                d5 = d[5 * ds + l];
-        o[l] = T(4) * d0 - T(5) * d2 + d4;
-        o[os + l] = -T(4) * (d1 + d2) + d3 + d4;
-        o[2 * os + l] = T(4) * (d1 - d2) - d3 + d4;
-        o[3 * os + l] = T(2) * (d3 - d1) - d2 + d4;
-        o[4 * os + l] = T(2) * (d1 - d3) - d2 + d4;
-        o[5 * os + l] = T(4) * d1 - T(5) * d3 + d5;
-    }
-}
 
 // o[i*os + l] = (A^T d)[i] for the 4 outputs.
 template <typename T>
@@ -91,19 +51,6 @@ inline void filter_1d(const double* g, int64_t gs, double* o, int64_t os) {
     o[5 * os] = g2;
 }
 
-// Where tile t of a chunk starting at image n0 sits.
-struct TilePlace {
-    int64_t n, y, x;  // image, top-left output row and column
-};
-
-struct Tiling {
-    int64_t rows, cols, per_image;  // tiles per column, per row, per image
-    TilePlace place(int64_t n0, int64_t t) const {
-        const int64_t rem = t % per_image;
-        return {n0 + t / per_image, (rem / cols) * kTile, (rem % cols) * kTile};
-    }
-};
-
 template <typename T>
 void transform_filters(const WinogradConv<T>& cv, T* u, int threads) {
     // u[xi][k][c]
@@ -119,41 +66,6 @@ void transform_filters(const WinogradConv<T>& cv, T* u, int threads) {
             for (int64_t xi = 0; xi < kPos; ++xi) u[(xi * cv.k + k) * cv.c + c] = T(v[xi]);
         }
     });
-}
-
-// V[xi][c][t] for channel c and tiles [t0, t0 + 16) of the chunk (ld = row stride of V).
-template <typename T>
-void transform_tiles(const WinogradConv<T>& cv, const Tiling& tiling, int64_t n0, int64_t tiles, int64_t c,
-                     int64_t t0, T* v, int64_t ld) {
-    alignas(64) T d[kPos * kLanes], tmp[kPos * kLanes];
-    for (int64_t l = 0; l < kLanes; ++l) {
-        const int64_t t = t0 + l;
-        if (t >= tiles) {
-            for (int64_t i = 0; i < kPos; ++i) d[i * kLanes + l] = T(0);
-            continue;
-        }
-        const TilePlace tp = tiling.place(n0, t);
-        const int64_t y0 = tp.y - cv.top, x0 = tp.x - cv.left;
-        const T* plane = cv.in + (tp.n * cv.c + c) * cv.h * cv.w;
-        if (y0 >= 0 && y0 + kAlpha <= cv.h && x0 >= 0 && x0 + kAlpha <= cv.w) {
-            const T* src = plane + y0 * cv.w + x0;
-            for (int64_t i = 0; i < kAlpha; ++i)
-                for (int64_t j = 0; j < kAlpha; ++j) d[(i * kAlpha + j) * kLanes + l] = src[i * cv.w + j];
-            continue;
-        }
-        for (int64_t i = 0; i < kAlpha; ++i) {
-            const int64_t iy = y0 + i;
-            for (int64_t j = 0; j < kAlpha; ++j) {
-                const int64_t ix = x0 + j;
-                d[(i * kAlpha + j) * kLanes + l] =
-                    (iy >= 0 && iy < cv.h && ix >= 0 && ix < cv.w) ? plane[iy * cv.w + ix] : T(0);
-            }
-        }
-    }
-    for (int64_t j = 0; j < kAlpha; ++j)  // columns: B^T d
-        input_1d(d + j * kLanes, kAlpha * kLanes, tmp + j * kLanes, kAlpha * kLanes);
-    for (int64_t i = 0; i < kAlpha; ++i)  // rows: (B^T d) B, straight into V
-        input_1d(tmp + i * kAlpha * kLanes, kLanes, v + (i * kAlpha * cv.c + c) * ld + t0, cv.c * ld);
 }
 
 // y for output channel k and tiles [t0, t0 + 16) of the chunk from M[xi][k][t].
@@ -194,9 +106,9 @@ void winograd_conv3x3(const WinogradConv<T>& cv) {
     if (cv.c > 0) transform_filters(cv, u, threads);
     const PackedA<T> a = pack_a_all<T>(kPos, cv.k, cv.c, MatrixA<T>{u, cv.c, 1, cv.k * cv.c}, threads);
 
-    // images per chunk: V (36 x C x tiles) and M (36 x K x tiles) within kChunkBytes
+    // images per chunk: V (36 x C x tiles) and M (36 x K x tiles)
     const int64_t per_image_bytes = kPos * (cv.c + cv.k) * tiling.per_image * int64_t(sizeof(T));
-    int64_t images = std::clamp<int64_t>(kChunkBytes / std::max<int64_t>(per_image_bytes, 1), 1, cv.n);
+    int64_t images = chunk_images(tiling.per_image, per_image_bytes, cv.n);
     // With several threads, whole chunks are the tasks (each thread transforms, multiplies and
     // transforms back its own chunk: no barrier between the phases, which matters when a core
     // is shared), as long as there are enough chunks to balance: at least 4 per thread.
