@@ -47,23 +47,26 @@ template <typename T>
 void winograd_weight_grad3x3(const WinogradWeightGrad<T>& wg);
 
 // Whether Winograd beats the implicit GEMM for c input and k output channels and a p x q output
-// (measured; see docs/cpu_backend.md): the transforms cost a fixed amount per (tile, channel),
-// the GEMMs a cost proportional to the other channel count, so both must be large enough; and
-// every 4x4 tile costs the same however little of it lies inside the output, so at least 3/4 of
-// the tiled area must be output (13 x 13, LeNet's input gradient, covers 169 of 256: the GEMM
-// path is faster there; 14 x 14 covers 196 and stays on Winograd).
+// (measured, 64 images, 1 and 2 threads; docs/cpu_backend.md): the transforms cost a fixed
+// amount per (tile, channel), the GEMMs a cost proportional to the other channel count, so both
+// must be large enough; and every 4x4 tile costs the same however little of it lies inside the
+// output. Since the chunks of winograd_tiles.h the forward and input gradient win down to a
+// coverage of 3/8: 5 x 5 outputs (25 of 64) 1.5x, 9 x 9 (81 of 144) 1.3-1.9x, 13 x 13 (LeNet's
+// input gradient, 169 of 256) 1.07x, 13 x 13 with 64 channels 1.9x.
 inline bool winograd_pays_off(int64_t c, int64_t k, int64_t p, int64_t q) {
     const int64_t tiled = ((p + 3) / 4 * 4) * ((q + 3) / 4 * 4);
-    return c >= 32 && k >= 32 && p >= 4 && q >= 4 && 4 * p * q >= 3 * tiled;
+    return c >= 32 && k >= 32 && p >= 4 && q >= 4 && 8 * p * q >= 3 * tiled;
 }
 
-// The same for the weight gradient (winograd_weight_grad.cpp), which also has a fixed cost per
-// call (36 GEMMs, the 36 K x C sums, the final transform): below ~16 MFLOP of direct work the
-// implicit GEMM wins (8 images of 8 x 8 with 32 channels: 0.40 vs 0.43 ms; 64 images: Winograd
-// 1.6x faster).
+// The same for the weight gradient (winograd_weight_grad.cpp), whose GEMMs reduce over the tiles
+// (a tile's padding is multiplied too) and which has a fixed cost per call (the 36 K x C sums,
+// the final transform): it needs 3/5 of the tiled area inside the output (9 x 9: 0.94-1.09x,
+// 10 x 10: 1.15x, 5 x 5: 0.7x) and ~16 MFLOP of direct work (8 images of 8 x 8 with 32
+// channels: 0.40 vs 0.43 ms; 64 images: Winograd 1.6x faster).
 inline bool winograd_weight_grad_pays_off(int64_t n, int64_t c, int64_t k, int64_t p, int64_t q) {
+    const int64_t tiled = ((p + 3) / 4 * 4) * ((q + 3) / 4 * 4);
     const double direct_flops = 2.0 * double(n) * double(c) * double(k) * 9.0 * double(p) * double(q);
-    return winograd_pays_off(c, k, p, q) && direct_flops >= 16e6;
+    return c >= 32 && k >= 32 && p >= 4 && q >= 4 && 5 * p * q >= 3 * tiled && direct_flops >= 16e6;
 }
 
 }  // namespace pyconv::cpu
