@@ -32,14 +32,13 @@
 
 #include <algorithm>
 #include <cstdint>
-#include <cstdlib>
 #include <cstring>
-#include <new>
 
 #include "arena.h"
 #include "conv_packers.h"
 #include "microkernel.h"  // PYCONV_CPU_AVX2, <immintrin.h>
 #include "parallel.h"
+#include "winograd_tiles.h"
 
 #ifdef PYCONV_CPU_AVX2
 
@@ -66,28 +65,15 @@ inline float* transform_weights(const ConvGeometry& g, const float* w, const flo
     const int64_t c_n = g.c, kp = blocks * kKB;
     float* v = thread_workspace().get<float>(Slot::PackedA, size_t(kXi * kp * c_n + kp));
     float* vb = v + kXi * kp * c_n;
-    // rows of G applied to (f0, f1, f2)
-    const auto gmul = [](double f0, double f1, double f2, double* o) {
-        o[0] = f0 / 4;
-        o[1] = -(f0 + f1 + f2) / 6;
-        o[2] = -(f0 - f1 + f2) / 6;
-        o[3] = f0 / 24 + f1 / 12 + f2 / 6;
-        o[4] = f0 / 24 - f1 / 12 + f2 / 6;
-        o[5] = f2;
-    };
     for (int64_t k = 0; k < kp; ++k) {
         vb[k] = k < g.k && bias ? bias[k] : 0.0f;
         for (int64_t c = 0; c < c_n; ++c) {
             double u[6][6] = {};
             if (k < g.k) {
-                const float* f = w + (k * c_n + c) * 9;  // f[r * 3 + s]
-                double t[6][3];                           // G f, column by column
-                for (int s = 0; s < 3; ++s) {
-                    double o[6];
-                    gmul(f[s], f[3 + s], f[6 + s], o);
-                    for (int i = 0; i < 6; ++i) t[i][s] = o[i];
-                }
-                for (int i = 0; i < 6; ++i) gmul(t[i][0], t[i][1], t[i][2], u[i]);  // (G f) G^T
+                double f[9], t[6][3];  // f[r * 3 + s]; t = G f, column by column
+                std::copy_n(w + (k * c_n + c) * 9, 9, f);
+                for (int s = 0; s < 3; ++s) winograd_tiles::filter_1d(f + s, 3, &t[0][s], 3);
+                for (int i = 0; i < 6; ++i) winograd_tiles::filter_1d(t[i], 1, u[i], 1);  // (G f) G^T
             }
             const int64_t b = k / kKB, kk = k % kKB;
             for (int xi = 0; xi < kXi; ++xi) v[((xi * blocks + b) * c_n + c) * kKB + kk] = float(u[xi / 6][xi % 6]);
@@ -278,22 +264,6 @@ inline void block(const float* u, int64_t jn, int64_t j0, const float* v, const 
 }
 
 
-// A grow-only 64-byte aligned float buffer per thread (the products read U with aligned loads)
-struct Floats {
-    float* data = nullptr;
-    size_t size = 0;
-    ~Floats() { std::free(data); }
-    float* get(size_t n) {
-        if (n > size) {
-            std::free(data);
-            data = static_cast<float*>(std::aligned_alloc(64, (n * sizeof(float) + 63) / 64 * 64));
-            if (data == nullptr) throw std::bad_alloc();
-            size = n;
-        }
-        return data;
-    }
-};
-
 template <int C>
 void forward(const ConvGeometry& g, const float* x, const float* w, const float* bias, float* y, int threads) {
     const int64_t tp = (g.p + 3) / 4, tq = (g.q + 3) / 4, nvec = (tq + kL - 1) / kL;
@@ -309,13 +279,13 @@ void forward(const ConvGeometry& g, const float* x, const float* w, const float*
     parallel_for(g.n * parts, threads, [&](int64_t task) {
         const int64_t n = task / parts, part = task % parts;
         const int64_t t0 = tp * part / parts, t1 = tp * (part + 1) / parts;
-        thread_local Floats rows_buffer, u_buffer;
+        thread_local winograd_tiles::Buffer rows_buffer, u_buffer;
         const float* xn = x + n * g.c * g.h * g.w;
         float* yn = y + n * g.k * g.pq();
         for (int64_t b0 = t0; b0 < t1; b0 += group) {
             const int64_t bands = std::min(group, t1 - b0), rows = 4 * bands + 2, jn = bands * nvec;
-            float* rows_db = rows_buffer.get(size_t(C * rows * 6 * cw + 4 * cw + 8));
-            float* u = u_buffer.get(size_t(kXi * C * jn * kL));
+            float* rows_db = rows_buffer.get<float>(size_t(C * rows * 6 * cw + 4 * cw + 8));
+            float* u = u_buffer.get<float>(size_t(kXi * C * jn * kL));
             split_rows(g, xn, 4 * b0, rows, cw, rows_db, rows_db + C * rows * 6 * cw);
             transform_input(C, bands, nvec, rows, cw, rows_db, u);
             for (int64_t b = 0; b < blocks; ++b) {

@@ -40,17 +40,6 @@ inline void output_1d(const T* __restrict d, int64_t ds, T* __restrict o, int64_
     }
 }
 
-// G applied to 3 values (in double: the filters are transformed once per call).
-inline void filter_1d(const double* g, int64_t gs, double* o, int64_t os) {
-    const double g0 = g[0], g1 = g[gs], g2 = g[2 * gs];
-    o[0] = g0 / 4;
-    o[os] = -(g0 + g1 + g2) / 6;
-    o[2 * os] = -(g0 - g1 + g2) / 6;
-    o[3 * os] = g0 / 24 + g1 / 12 + g2 / 6;
-    o[4 * os] = g0 / 24 - g1 / 12 + g2 / 6;
-    o[5 * os] = g2;
-}
-
 template <typename T>
 void transform_filters(const WinogradConv<T>& cv, T* u, int threads) {
     // u[xi][k][c]
@@ -97,8 +86,8 @@ void transform_products(const WinogradConv<T>& cv, const Tiling& tiling, int64_t
 template <typename T>
 void winograd_conv3x3(const WinogradConv<T>& cv) {
     if (cv.n <= 0 || cv.k <= 0 || cv.p <= 0 || cv.q <= 0) return;
-    const Tiling tiling{ceil_div(cv.p, kTile), ceil_div(cv.q, kTile),
-                        ceil_div(cv.p, kTile) * ceil_div(cv.q, kTile)};
+    const Tiling tiling = Tiling::of(cv.p, cv.q);
+    const TileInput<T> input{cv.in, cv.c, cv.h, cv.w, cv.top, cv.left};
     const double flops = 2.0 * double(kPos) * double(cv.n) * double(tiling.per_image) * double(cv.k) * double(cv.c);
     const int threads = threads_for(flops);
 
@@ -122,7 +111,7 @@ void winograd_conv3x3(const WinogradConv<T>& cv) {
         const int64_t tiles = std::min(images, cv.n - n0) * tiling.per_image;
         const int64_t ld = round_up(tiles, kLanes), blocks = ld / kLanes;
         parallel_for(cv.c * blocks, inner_threads, [&](int64_t task) {
-            transform_tiles(cv, tiling, n0, tiles, task / blocks, (task % blocks) * kLanes, v, ld);
+            transform_tiles(input, tiling, n0, tiles, task / blocks, (task % blocks) * kLanes, v, ld);
         });
         gemm_packed(a, kPos, tiles, MatrixB<T>{v, ld, 1, cv.c * ld}, [](int64_t xi) { return xi; },
                     [&](int64_t xi) {

@@ -1,7 +1,8 @@
 // The tile machinery shared by the Winograd F(4x4, 3x3) kernels (winograd.cpp: forward and
 // input gradient; winograd_weight_grad.cpp: weight gradient): the tiling of an output plane into
-// 4x4 tiles, the input tile transform V = B^T d B vectorised over 16 tiles, and grow-only
-// per-thread buffers. B^T is Lavin & Gray's (winograd.cpp's header has all three matrices).
+// 4x4 tiles, the input tile transform V = B^T d B vectorised over 16 tiles, the filter transform
+// G g G^T's 1-D step, and grow-only per-thread buffers (also used by the first-layer Winograd,
+// conv2d_small_c_winograd.h). Lavin & Gray's matrices: winograd.cpp's header has all three.
 #pragma once
 
 #include <algorithm>
@@ -9,10 +10,7 @@
 #include <cstdlib>
 #include <new>
 
-#include <sys/mman.h>
-
 #include "gemm.h"
-#include "winograd.h"
 
 namespace pyconv::cpu::winograd_tiles {
 
@@ -37,7 +35,6 @@ inline int64_t chunk_images(int64_t per_image_tiles, int64_t per_image_bytes, in
 // The transformed filters U, tiles V and products M of a thread, kept across calls (grow-only,
 // 64-byte aligned) like the arena's slots; V and M belong to the thread running the chunk.
 struct Buffer {
-    static constexpr size_t kHugePage = size_t(2) << 20, kHugeFrom = size_t(2) << 20;
     void* data = nullptr;
     size_t size = 0;
     ~Buffer() { std::free(data); }
@@ -46,16 +43,11 @@ struct Buffer {
         const size_t bytes = round_up(int64_t(count * sizeof(T)), 64);
         if (bytes > size) {
             std::free(data);
-            const bool huge = bytes >= kHugeFrom;
-            data = std::aligned_alloc(huge ? kHugePage : 64, huge ? size_t(round_up(int64_t(bytes), kHugePage)) : bytes);
+            data = std::aligned_alloc(64, bytes);
             if (!data) {
                 size = 0;
                 throw std::bad_alloc();
             }
-#if defined(__linux__) && defined(MADV_HUGEPAGE)
-            // a hint only: each 16-tile transform writes 36 rows far apart, one page each
-            if (huge) madvise(data, bytes, MADV_HUGEPAGE);
-#endif
             size = bytes;
         }
         return static_cast<T*>(data);
@@ -78,6 +70,18 @@ inline void input_1d(const T* __restrict d, int64_t ds, T* __restrict o, int64_t
     }
 }
 
+// o[i * os] = (G g)[i], G applied to 3 values (in double: filters are transformed once per call).
+//   G = [1/4 0 0; -1/6 -1/6 -1/6; -1/6 1/6 -1/6; 1/24 1/12 1/6; 1/24 -1/12 1/6; 0 0 1]
+inline void filter_1d(const double* g, int64_t gs, double* o, int64_t os) {
+    const double g0 = g[0], g1 = g[gs], g2 = g[2 * gs];
+    o[0] = g0 / 4;
+    o[os] = -(g0 + g1 + g2) / 6;
+    o[2 * os] = -(g0 - g1 + g2) / 6;
+    o[3 * os] = g0 / 24 + g1 / 12 + g2 / 6;
+    o[4 * os] = g0 / 24 - g1 / 12 + g2 / 6;
+    o[5 * os] = g2;
+}
+
 // Where tile t of a chunk starting at image n0 sits.
 struct TilePlace {
     int64_t n, y, x;  // image, top-left output row and column
@@ -85,15 +89,27 @@ struct TilePlace {
 
 struct Tiling {
     int64_t rows, cols, per_image;  // tiles per column, per row, per image
+    static Tiling of(int64_t p, int64_t q) {
+        const int64_t rows = ceil_div(p, kTile), cols = ceil_div(q, kTile);
+        return {rows, cols, rows * cols};
+    }
     TilePlace place(int64_t n0, int64_t t) const {
         const int64_t rem = t % per_image;
         return {n0 + t / per_image, (rem / cols) * kTile, (rem % cols) * kTile};
     }
 };
 
+// What the input transform reads: the (n, c, h, w) tensor under the tiles, the tile at output
+// (y, x) starting at input (y - top, x - left); inputs outside it read 0.
+template <typename T>
+struct TileInput {
+    const T* in;
+    int64_t c, h, w, top, left;
+};
+
 // V[xi][c][t] for channel c and tiles [t0, t0 + 16) of the chunk (ld = row stride of V).
 template <typename T>
-void transform_tiles(const WinogradConv<T>& cv, const Tiling& tiling, int64_t n0, int64_t tiles, int64_t c,
+void transform_tiles(const TileInput<T>& cv, const Tiling& tiling, int64_t n0, int64_t tiles, int64_t c,
                      int64_t t0, T* v, int64_t ld) {
     alignas(64) T d[kPos * kLanes], tmp[kPos * kLanes];
     for (int64_t l = 0; l < kLanes; ++l) {

@@ -85,14 +85,10 @@ void winograd_weight_grad3x3(const WinogradWeightGrad<T>& wg) {
     T* sums = sums_buffer.get<T>(size_t(kPos * wg.k * wg.c));  // M[xi][k][c]
     std::fill(sums, sums + kPos * wg.k * wg.c, T(0));
     if (wg.n > 0 && wg.p > 0 && wg.q > 0) {
-        const Tiling tiling{ceil_div(wg.p, kTile), ceil_div(wg.q, kTile),
-                            ceil_div(wg.p, kTile) * ceil_div(wg.q, kTile)};
+        const Tiling tiling = Tiling::of(wg.p, wg.q);
         const double flops = 2.0 * double(kPos) * double(wg.n) * double(tiling.per_image) * double(wg.k) * double(wg.c);
         const int threads = threads_for(flops);
-        // the input side as winograd_tiles.h's transform reads it (tiles of the p x q plane)
-        WinogradConv<T> in;
-        in.in = wg.x, in.n = wg.n, in.c = wg.c, in.h = wg.h, in.w = wg.w, in.p = wg.p, in.q = wg.q;
-        in.top = wg.top, in.left = wg.left;
+        const TileInput<T> in{wg.x, wg.c, wg.h, wg.w, wg.top, wg.left};
         // images per chunk: W (36 x K x tiles) and V (36 x C x tiles)
         const int64_t per_image_bytes = kPos * (wg.c + wg.k) * tiling.per_image * int64_t(sizeof(T));
         const int64_t images = chunk_images(tiling.per_image, per_image_bytes, wg.n);
@@ -101,7 +97,7 @@ void winograd_weight_grad3x3(const WinogradWeightGrad<T>& wg) {
         T* v = inputs_buffer.get<T>(size_t(kPos * wg.c * max_ld));
         for (int64_t n0 = 0; n0 < wg.n; n0 += images) {
             const int64_t tiles = std::min(images, wg.n - n0) * tiling.per_image;
-            const int64_t ld = round_up(tiles, kLanes), blocks = ld / kLanes;
+            const int64_t ld = round_up(tiles, kLanes);
             // a task per channel row (all its tile blocks): 16-tile tasks cost more in scheduling
             // than they did work at 2 threads (the transforms ran slower than at 1)
             parallel_for(wg.k + wg.c, threads, [&](int64_t row) {
