@@ -7,8 +7,8 @@ Everything else is pure Python (metadata lives in pyproject.toml).
   package.
 - ``pyconv._cuda``: kernels/*.cu compiled ahead of time by nvcc (csrc/cuda/build_native.py) for
   the architectures in $PYCONV_CUDA_ARCHS (default sm_75, sm_80, sm_86, sm_90 + compute_90 PTX).
-  Built only when nvcc is found ($CUDA_HOME/bin, $CUDA_PATH/bin, PATH); skipped with a warning
-  otherwise.
+  Built only when nvcc is found ($CUDA_HOME/bin, $CUDA_PATH/bin, PATH) and $PYCONV_BUILD_CUDA is
+  not 0; skipped with a warning otherwise.
 - ``pyconv/_device/``: copies of kernels/ and csrc/simt/, which the SIMT emulator and CuPy compile
   at run time from an installed pyconv (see pyconv/_sources.py).
 
@@ -179,6 +179,9 @@ def native_extensions():
 
 
 def cuda_extensions():
+    if os.environ.get("PYCONV_BUILD_CUDA", "1") == "0":
+        _warn_cuda_skip("PYCONV_BUILD_CUDA=0")
+        return []
     if build_native is None:
         _warn_cuda_skip("csrc/cuda/build_native.py is missing from this source tree")
         return []

@@ -24,6 +24,12 @@ pytestmark = pytest.mark.skipif(_C is None or not all(hasattr(_C, k) for k in KE
 
 DTYPES = [np.float64, np.float32]
 
+# The first-layer Winograd kernel exists in AVX2 only: a build without it (the portable build of
+# test_cpu_portable_build.py) runs the direct kernels for every shape.
+HAS_AVX2 = _C is not None and _C.build_info()["isa"] in ("avx2", "avx512")
+needs_avx2 = pytest.mark.skipif(not HAS_AVX2, reason="the first-layer Winograd kernel is AVX2-only, and this "
+                                                     "build of pyconv._C has no AVX2")
+
 
 # Paths of the tiles: stride 1 over flat planes (forward 4 channels x 3 vectors; input gradient C
 # channels x 4 vectors, 4 x 3 for C = 4; a narrower last tile shifted back to the plane's end;
@@ -287,6 +293,7 @@ def winograd_arrays(name, seed=21):
     return x, w, b, padding
 
 
+@needs_avx2
 @pytest.mark.parametrize("name", sorted(WINOGRAD_CASES))
 def test_winograd_forward_against_the_reference(name, threads):
     x, w, b, padding = winograd_arrays(name)
@@ -295,6 +302,7 @@ def test_winograd_forward_against_the_reference(name, threads):
     assert_matches(got, want, np.float32, f"winograd {name}")
 
 
+@needs_avx2
 def test_winograd_forward_of_a_large_output_stored_around_the_caches():
     """Outputs above 4 MB take non-temporal stores (8.4 MB here); the float64 direct kernel, tested
     against the reference above, is the reference."""
@@ -307,6 +315,7 @@ def test_winograd_forward_of_a_large_output_stored_around_the_caches():
     assert_matches(_C.conv2d_small_c_forward(*f32, (1, 1), (1, 1, 1, 1), (1, 1)), want, np.float32, "dispatch")
 
 
+@needs_avx2
 def test_forward_dispatches_float32_first_layers_with_wide_rows_to_winograd():
     """conv2d_small_c_forward equals the Winograd entry point where it should use it and the direct
     entry point elsewhere; the direct kernels (float32) still match the reference on these shapes."""
@@ -337,6 +346,10 @@ def test_forward_dispatches_float32_first_layers_with_wide_rows_to_winograd():
 def test_winograd_entry_point_rejects_shapes_it_does_not_cover():
     x, w = np.zeros((1, 3, 8, 8), np.float32), np.zeros((4, 3, 3, 3), np.float32)
     f = _C.conv2d_small_c_forward_winograd
+    if not HAS_AVX2:
+        with pytest.raises(ValueError, match="this build has no AVX2"):
+            f(x, w, None, (0, 0, 0, 0))
+        return
     with pytest.raises(ValueError, match="float32 only"):
         f(x.astype(np.float64), w.astype(np.float64), None, (0, 0, 0, 0))
     with pytest.raises(ValueError, match="3x3 kernel and 1..4 input channels"):

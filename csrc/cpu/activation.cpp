@@ -40,7 +40,9 @@ using V = __m256;
 #endif
 
 // ---------------------------------------------------------------------------------------------
-// The ops: scalar forms for float64 (and float32 without AVX2), 8-lane forms for float32.
+// The ops: scalar forms for float64, 8-lane forms for float32. Without AVX2 (the portable
+// build) float32 takes the scalar forms, except gelu's: those are evaluated in double in the
+// cancellation-free forms of the 8-lane code and rounded once.
 // Forward ops take x; backward ops take (grad_y, saved) with saved = y or x as the contract says.
 // ---------------------------------------------------------------------------------------------
 
@@ -131,6 +133,7 @@ struct GeluErfForward {
     template <typename T> T operator()(T x) const {
         return T(0.5) * x * (T(1) + std::erf(x * T(kInvSqrt2)));
     }
+    float operator()(float x) const { return float(0.5 * double(x) * std::erfc(-double(x) * kInvSqrt2)); }
 #if PYCONV_VMATH_AVX2
     V operator()(V x) const {
         return _mm256_mul_ps(_mm256_mul_ps(x, splat(0.5f)), vmath::two_phi8(x));
@@ -146,6 +149,10 @@ struct GeluErfBackward {
         const T pdf = T(kInvSqrt2Pi) * std::exp(T(-0.5) * x * x);
         return g * (cdf + x * pdf);
     }
+    float operator()(float g, float x) const {
+        const double xd = x, cdf = 0.5 * std::erfc(-xd * kInvSqrt2);
+        return float(double(g) * (cdf + xd * (kInvSqrt2Pi * std::exp(-0.5 * xd * xd))));
+    }
 #if PYCONV_VMATH_AVX2
     V operator()(V g, V x) const {
         const V cdf = _mm256_mul_ps(splat(0.5f), vmath::two_phi8(x));
@@ -158,6 +165,13 @@ struct GeluErfBackward {
 // u = sqrt(2/pi) (x + 0.044715 x^3)
 template <typename T> T gelu_tanh_inner(T x) {
     return T(kSqrt2OverPi) * (x + T(kGeluCubic) * (x * x * x));
+}
+
+// (s, 1 - s) with s = sigmoid(2u) = 0.5 (1 + tanh(u)), each without cancellation (u has x's sign)
+inline void half_one_plus_tanh(double x, double& s, double& one_minus_s) {
+    const double e = std::exp(-2.0 * std::fabs(gelu_tanh_inner(x))), big = 1.0 / (1.0 + e), small = e * big;
+    s = x >= 0.0 ? big : small;
+    one_minus_s = x >= 0.0 ? small : big;
 }
 
 #if PYCONV_VMATH_AVX2
@@ -189,6 +203,11 @@ struct GeluTanhForward {
     template <typename T> T operator()(T x) const {
         return T(0.5) * x * (T(1) + std::tanh(gelu_tanh_inner(x)));
     }
+    float operator()(float x) const {
+        double s, one_minus_s;
+        half_one_plus_tanh(double(x), s, one_minus_s);
+        return float(double(x) * s);
+    }
 #if PYCONV_VMATH_AVX2
     V operator()(V x) const {
         V s, one_minus_s;
@@ -205,6 +224,13 @@ struct GeluTanhBackward {
         const T t = std::tanh(gelu_tanh_inner(x));
         const T d_inner = T(kSqrt2OverPi) * (T(1) + T(3 * kGeluCubic) * x * x);
         return g * (T(0.5) * (T(1) + t) + T(0.5) * x * (T(1) - t * t) * d_inner);
+    }
+    // in double, x^3 and x^2 do not overflow for any finite float
+    float operator()(float g, float x) const {
+        const double xd = x, d_inner = kSqrt2OverPi * (1.0 + 3.0 * kGeluCubic * xd * xd);
+        double s, one_minus_s;
+        half_one_plus_tanh(xd, s, one_minus_s);
+        return float(double(g) * (s + 2.0 * xd * s * one_minus_s * d_inner));
     }
 #if PYCONV_VMATH_AVX2
     // with s = 0.5 (1 + t): 0.5 (1 - t^2) = 2 s (1 - s)

@@ -196,12 +196,15 @@ py::array small_c_forward_winograd(const py::array& x, const py::array& weight, 
     constexpr const char* op = "conv2d_small_c_forward_winograd";
     return direct::forward_call(
         op, x, weight, bias,
-        [&](const Shape& xs, const Shape& ws) {
+        [&](const Shape& xs, const Shape& ws) -> ConvGeometry {
             const ConvGeometry g = direct::geometry(op, xs, ws, -1, -1, {1, 1}, padding, {1, 1}, 1);
 #ifdef PYCONV_CPU_AVX2
             if (small_c::winograd_applies(g)) return g;
+            throw py::value_error(std::string(op) + ": needs a 3x3 kernel and 1..4 input channels");
+#else
+            throw py::value_error(std::string(op) + ": this build has no AVX2 (the kernel is AVX2-only; " +
+                                  "conv2d_small_c_forward runs the direct kernel)");
 #endif
-            throw py::value_error(std::string(op) + ": needs AVX2, a 3x3 kernel and 1..4 input channels");
         },
         [](const ConvGeometry& g, const auto* x, const auto* w, const auto* b, auto* y) {
             using T = std::remove_const_t<std::remove_pointer_t<decltype(x)>>;
