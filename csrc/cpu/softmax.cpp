@@ -159,7 +159,7 @@ py::array forward_entry(const py::array& x, int64_t dim) {
     return dispatch_float(float_dtype(x, op, "x"), [&](auto tag) -> py::array {
         using T = decltype(tag);
         const Layout l = layout_of<T>(x, dim, op, "x");
-        auto y = new_array<T>(shape_of(x));
+        auto y = new_array<T>(shape_of(x), {x.data()});
         T* out = y.mutable_data();
         {
             py::gil_scoped_release release;
@@ -177,7 +177,7 @@ py::array backward_entry(const py::array& grad_y, const py::array& y, int64_t di
         const Layout l = layout_of<T>(grad_y, dim, op, "grad_y");
         check_array<T>(y, op, "y", static_cast<int>(y.ndim()));
         expect_shape(op, "y", shape_of(y), shape_of(grad_y));
-        auto grad_x = new_array<T>(shape_of(grad_y));
+        auto grad_x = new_array<T>(shape_of(grad_y), {grad_y.data(), y.data()});
         T* out = grad_x.mutable_data();
         {
             py::gil_scoped_release release;
