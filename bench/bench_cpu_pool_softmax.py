@@ -75,6 +75,19 @@ def cases(torch):
         loss = F.cross_entropy(tlg, ttarget)
         torch.autograd.grad(loss, tlg)
     out.append(("cross_entropy fwd+bwd (4096,1000)", 0.7, 4 * logits.nbytes, ours_ce, torch_ce))
+
+    # binary_cross_entropy_with_logits (autoencoders, multi-label): both gradients, as autograd asks
+    probs = rng.random((4096, 1000), dtype=np.float32)
+    tprobs = torch.from_numpy(probs)
+
+    def ours_bce_logits():
+        cpu.binary_cross_entropy_with_logits_forward(logits, probs, None, None, "mean")
+        cpu.binary_cross_entropy_with_logits_backward(one, logits, probs, None, None, "mean")
+
+    def torch_bce_logits():
+        loss = F.binary_cross_entropy_with_logits(tlg, tprobs)
+        torch.autograd.grad(loss, tlg)
+    out.append(("bce_with_logits fwd+bwd (4096,1000)", None, 5 * logits.nbytes, ours_bce_logits, torch_bce_logits))
     return out
 
 

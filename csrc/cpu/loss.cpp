@@ -604,7 +604,7 @@ py::tuple bce_logits_backward(const py::array& grad_loss, const py::array& input
         const T* t = args.t;
         const Periodic<T>& w = args.w;
         const Periodic<T>& pw = args.pw;
-        for_elements(args.n, [&](int64_t i) {
+        const auto element = [&](int64_t i) {
             const T xi = x[i], ti = t[i], gw = g(i) * w.at(i), p = pw.at(i);
             const T e = std::exp(-std::fabs(xi));  // sigmoid(+-x) without overflow
             const T big = T(1) / (T(1) + e), small = e / (T(1) + e);
@@ -612,7 +612,43 @@ py::tuple bce_logits_backward(const py::array& grad_loss, const py::array& input
             a[i] = gw * ((T(1) - ti) * sig - p * ti * sig_neg);
             const T tail = std::log1p(e);  // softplus(+-x) = max(+-x, 0) + tail
             b[i] = gw * (p * (std::max(-xi, T(0)) + tail) - (std::max(xi, T(0)) + tail));
-        });
+        };
+#if PYCONV_VMATH_AVX2
+        // 8 lanes with the forward's exp8 / log1p8 (the scalar libm calls took 37 ns per element,
+        // 2.5x PyTorch's forward + backward); lanes with a NaN take the scalar form
+        if constexpr (std::is_same_v<T, float>) {
+            const int64_t n = args.n;
+            py::gil_scoped_release release;
+            rows::for_chunks((n + kSumBlock - 1) / kSumBlock, kSumBlock * 8, [&](int64_t b0, int64_t b1) {
+                const __m256 zero = _mm256_setzero_ps(), one = _mm256_set1_ps(1.0f);
+                const int64_t end = std::min(n, b1 * kSumBlock);
+                int64_t i = b0 * kSumBlock;
+                for (; i + 8 <= end; i += 8) {
+                    const __m256 xv = _mm256_loadu_ps(x + i), tv = _mm256_loadu_ps(t + i);
+                    if (_mm256_movemask_ps(_mm256_cmp_ps(xv, xv, _CMP_UNORD_Q))) {
+                        for (int64_t k = i; k < i + 8; ++k) element(k);
+                        continue;
+                    }
+                    const __m256 gv = g.each ? _mm256_loadu_ps(g.each + i) : _mm256_set1_ps(g.shared);
+                    const __m256 gw = _mm256_mul_ps(gv, periodic8(w, i)), p = periodic8(pw, i);
+                    const __m256 e = vmath::exp8(_mm256_sub_ps(zero, vmath::abs8(xv)));
+                    const __m256 big = _mm256_div_ps(one, _mm256_add_ps(one, e)), small = _mm256_mul_ps(e, big);
+                    const __m256 non_negative = _mm256_cmp_ps(xv, zero, _CMP_GE_OQ);
+                    const __m256 sig = _mm256_blendv_ps(small, big, non_negative);
+                    const __m256 sig_neg = _mm256_blendv_ps(big, small, non_negative);
+                    const __m256 da = _mm256_sub_ps(_mm256_mul_ps(_mm256_sub_ps(one, tv), sig),
+                                                    _mm256_mul_ps(_mm256_mul_ps(p, tv), sig_neg));
+                    _mm256_storeu_ps(a + i, _mm256_mul_ps(gw, da));
+                    const __m256 tail = vmath::log1p8_normal(e);  // 1 + e in [1, 2]: normal
+                    const __m256 sp = _mm256_add_ps(_mm256_max_ps(xv, zero), tail);
+                    const __m256 sp_neg = _mm256_add_ps(_mm256_max_ps(_mm256_sub_ps(zero, xv), zero), tail);
+                    _mm256_storeu_ps(b + i, _mm256_mul_ps(gw, _mm256_sub_ps(_mm256_mul_ps(p, sp_neg), sp)));
+                }
+                for (; i < end; ++i) element(i);
+            });
+        } else
+#endif
+            for_elements(args.n, element);
         return py::make_tuple(gi, gt);
     });
 }
