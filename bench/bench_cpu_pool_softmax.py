@@ -44,6 +44,25 @@ def cases(torch):
                 lambda: cpu.max_pool2d_backward(g, idx, x.shape, (2, 2), (2, 2), (0, 0), (1, 1)),
                 lambda: torch.autograd.grad(ty, ttx, tg, retain_graph=True)))
 
+    # average pooling, 2x2 and global (ResNet heads), on a (64,64,56,56) activation
+    xa = rng.standard_normal((64, 64, 56, 56), dtype=np.float32)
+    txa = torch.from_numpy(xa)
+    ga2 = rng.standard_normal((64, 64, 28, 28), dtype=np.float32)
+    ga1 = rng.standard_normal((64, 64, 1, 1), dtype=np.float32)
+    tga2, tga1 = torch.from_numpy(ga2), torch.from_numpy(ga1)
+    aten = torch.ops.aten
+    out.append(("avg_pool2d 2x2 fwd (64,64,56,56)", None, xa.nbytes + ga2.nbytes,
+                lambda: cpu.avg_pool2d_forward(xa, (2, 2), (2, 2), (0, 0), False, True, None),
+                lambda: F.avg_pool2d(txa, 2)))
+    out.append(("avg_pool2d 2x2 bwd (64,64,56,56)", None, xa.nbytes + ga2.nbytes,
+                lambda: cpu.avg_pool2d_backward(ga2, xa.shape, (2, 2), (2, 2), (0, 0), False, True, None),
+                lambda: aten.avg_pool2d_backward(tga2, txa, [2, 2], [2, 2], [0, 0], False, True, None)))
+    out.append(("adaptive_avg_pool2d 1x1 fwd (64,64,56,56)", None, xa.nbytes,
+                lambda: cpu.adaptive_avg_pool2d_forward(xa, (1, 1)), lambda: F.adaptive_avg_pool2d(txa, 1)))
+    out.append(("adaptive_avg_pool2d 1x1 bwd (64,64,56,56)", None, xa.nbytes,
+                lambda: cpu.adaptive_avg_pool2d_backward(ga1, xa.shape),
+                lambda: aten._adaptive_avg_pool2d_backward(tga1, txa)))
+
     logits = rng.standard_normal((4096, 1000), dtype=np.float32) * 3
     tl = torch.from_numpy(logits)
     grad = rng.standard_normal(logits.shape, dtype=np.float32)

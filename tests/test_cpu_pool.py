@@ -208,6 +208,17 @@ def test_adaptive_edges(cpu, in_hw, output_size):
         check_adaptive(cpu, x, output_size, dtype, str(in_hw))
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape,output_size", [((2, 3, 56, 56), (1, 1)), ((2, 3, 9, 37), (1, 1)),
+                                               ((1, 2, 5, 70), (2, 1)), ((1, 2, 41, 33), (3, 2)),
+                                               ((2, 1, 3, 21), (1, 1))])
+def test_adaptive_wide_windows(cpu, shape, output_size, dtype, threads):
+    """Windows of 16+ columns sum eight partial sums per row, whole planes (global pooling) four
+    vectors of them over one run, with a scalar tail: the reference still agrees."""
+    x = np.random.default_rng(11).standard_normal(shape) + 3.0
+    check_adaptive(cpu, x, output_size, dtype, f"{shape} -> {output_size}")
+
+
 def test_large_planes_many_threads(cpu, threads):
     """Shapes big enough to be split over threads, equal to the reference at any count."""
     x = np.random.default_rng(10).standard_normal((8, 16, 30, 31)).astype(np.float32)
