@@ -213,8 +213,8 @@ def test_adaptive_edges(cpu, in_hw, output_size):
                                                ((1, 2, 5, 70), (2, 1)), ((1, 2, 41, 33), (3, 2)),
                                                ((2, 1, 3, 21), (1, 1))])
 def test_adaptive_wide_windows(cpu, shape, output_size, dtype, threads):
-    """Windows of 16+ columns sum eight partial sums per row, whole planes (global pooling) four
-    vectors of them over one run, with a scalar tail: the reference still agrees."""
+    """Windows of 16+ columns keep 16 partial sums, windows of whole rows (global pooling) as one
+    run, with a scalar tail: the reference still agrees."""
     x = np.random.default_rng(11).standard_normal(shape) + 3.0
     check_adaptive(cpu, x, output_size, dtype, f"{shape} -> {output_size}")
 
