@@ -433,12 +433,21 @@ auto per_element(F f) {
     };
 }
 
-// Runs f(i) for every i of [0, n) on the process's threads (elementwise gradients).
+// Runs f(begin, end) over ranges covering [0, n) on the process's threads, without the GIL
+// (elementwise gradients).
 template <class F>
-void for_elements(int64_t n, F&& f) {
+void for_ranges(int64_t n, F&& f) {
     py::gil_scoped_release release;
     rows::for_chunks((n + kSumBlock - 1) / kSumBlock, kSumBlock * 8, [&](int64_t b0, int64_t b1) {
-        for (int64_t i = b0 * kSumBlock; i < std::min(n, b1 * kSumBlock); ++i) f(i);
+        f(b0 * kSumBlock, std::min(n, b1 * kSumBlock));
+    });
+}
+
+// Runs f(i) for every i of [0, n) (for_ranges).
+template <class F>
+void for_elements(int64_t n, F&& f) {
+    for_ranges(n, [&](int64_t begin, int64_t end) {
+        for (int64_t i = begin; i < end; ++i) f(i);
     });
 }
 
@@ -617,12 +626,9 @@ py::tuple bce_logits_backward(const py::array& grad_loss, const py::array& input
         // 8 lanes with the forward's exp8 / log1p8 (the scalar libm calls took 37 ns per element,
         // 2.5x PyTorch's forward + backward); lanes with a NaN take the scalar form
         if constexpr (std::is_same_v<T, float>) {
-            const int64_t n = args.n;
-            py::gil_scoped_release release;
-            rows::for_chunks((n + kSumBlock - 1) / kSumBlock, kSumBlock * 8, [&](int64_t b0, int64_t b1) {
+            for_ranges(args.n, [&](int64_t begin, int64_t end) {
                 const __m256 zero = _mm256_setzero_ps(), one = _mm256_set1_ps(1.0f);
-                const int64_t end = std::min(n, b1 * kSumBlock);
-                int64_t i = b0 * kSumBlock;
+                int64_t i = begin;
                 for (; i + 8 <= end; i += 8) {
                     const __m256 xv = _mm256_loadu_ps(x + i), tv = _mm256_loadu_ps(t + i);
                     if (_mm256_movemask_ps(_mm256_cmp_ps(xv, xv, _CMP_UNORD_Q))) {

@@ -137,10 +137,10 @@ inline size_t position_apart(std::initializer_list<const void*> inputs) {
 // A new uninitialised C-contiguous array (allocated with the GIL held). Large ones live in a
 // block of the output pool (output_pool.h), released back to it when the array dies. With
 // `apart_from` (kernels that read those arrays while streaming into this one), a pooled output
-// starts at position_apart() of them modulo 4 KiB (within a block a page larger): softmax_backward, reading two arrays in step and writing the
-// third with non-temporal stores, ran 2.1-2.4x slower when all three nearly coincided modulo
-// 4 KiB (2.4 -> 5.2-5.8 ms at (4096, 1000), 1 thread), which a softmax output and its gradient
-// both taken from the pool regularly did.
+// starts at position_apart() of them modulo 4 KiB, in a block a page larger: softmax_backward,
+// reading two arrays in step and writing the third with non-temporal stores, ran 2.1-2.4x
+// slower when all three nearly coincided modulo 4 KiB (2.4 -> 5.2-5.8 ms at (4096, 1000), 1
+// thread), which a softmax output and its gradient, both from the pool, regularly did.
 template <typename T>
 py::array_t<T> new_array(const Shape& shape, std::initializer_list<const void*> apart_from = {}) {
     std::vector<py::ssize_t> dims(shape.begin(), shape.end());
