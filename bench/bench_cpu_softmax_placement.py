@@ -18,19 +18,11 @@ import time
 import numpy as np
 
 import pyconv
+from pyconv.benchmarks.harness import array_at_offset
 
 ROWS, COLS = 4096, 1000
 RELATIVE = (0, 32, 64, -32, -64, 96)
 Y_OFFSETS = (0, 512, 1024, 2048, 3072)
-
-
-def placed(values, offset):
-    """A copy of values whose data starts `offset` bytes past a 4 KiB boundary."""
-    buf = np.empty(values.size + 8192 // values.itemsize, values.dtype)
-    start = ((-buf.ctypes.data) % 4096 + offset) // values.itemsize
-    out = buf[start:start + values.size].reshape(values.shape)
-    out[...] = values
-    return out
 
 
 def median_ms(kernel, g, y, repeats):
@@ -64,7 +56,7 @@ def main(argv=None):
     for rel in RELATIVE:
         cells = []
         for y_offset in Y_OFFSETS:
-            g, y = placed(g0, (y_offset + rel) % 4096), placed(y0, y_offset)
+            g, y = array_at_offset(g0, (y_offset + rel) % 4096), array_at_offset(y0, y_offset)
             ms, where = median_ms(C.softmax_backward, g, y, args.repeats)
             cells.append(f"{ms:5.2f} (@{where:4d})")
         print(f"{rel:10d} | " + " | ".join(cells), flush=True)

@@ -309,3 +309,14 @@ def test_lenet_script_keeps_its_own_options():
 
     assert lenet.main(["--batch-size", "2", "--repeats", "1", "--warmup", "0"]) == 0
     assert np.isfinite(lenet.make_textbook_step(2)())
+
+
+def test_array_at_offset_places_a_copy_and_rejects_bad_offsets():
+    values = np.arange(24, dtype=np.float32).reshape(4, 6)
+    for offset in (0, 4, 64, 4092):
+        placed = harness.array_at_offset(values, offset)
+        assert placed.ctypes.data % 4096 == offset and placed.flags.c_contiguous
+        np.testing.assert_array_equal(placed, values)
+    for bad in (-4, 4096, 6):
+        with pytest.raises(ValueError, match="multiple of 4 in \\[0, 4096\\)"):
+            harness.array_at_offset(values, bad)

@@ -15,6 +15,7 @@ import pyconv
 import pyconv.functional as F
 from pyconv import backends
 from pyconv.backends import numpy_ref
+from pyconv.benchmarks.harness import array_at_offset
 from test_cpu_pool import assert_close, threads  # noqa: F401 (threads is a fixture)
 from test_loss import REDUCTIONS, WEIGHT_SHAPES, _bce_case, _class_case
 
@@ -141,15 +142,6 @@ def test_streamed_outputs(cpu, shape, threads):
         check_softmax(cpu, x, 1, np.float32, f"streamed {shape}")
 
 
-def _placed(values, offset):
-    """A copy of values whose data starts `offset` bytes past a 4 KiB boundary."""
-    buf = np.empty(values.size + 8192 // values.itemsize, values.dtype)
-    start = ((-buf.ctypes.data) % 4096 + offset) // values.itemsize
-    out = buf[start:start + values.size].reshape(values.shape)
-    out[...] = values
-    return out
-
-
 def _apart(a, b):
     """Distance between two arrays' start addresses modulo 4 KiB."""
     d = (a.ctypes.data - b.ctypes.data) % 4096
@@ -164,11 +156,11 @@ def test_pooled_outputs_start_apart_from_their_inputs(cpu, kernels, offset):
     so the row kernels start their outputs away from their inputs; the values are unchanged."""
     forward, backward = kernels
     rng = np.random.default_rng(11)
-    x = _placed(rng.standard_normal((64, 1000)).astype(np.float32), offset)  # 256 KB: pooled
+    x = array_at_offset(rng.standard_normal((64, 1000)).astype(np.float32), offset)  # 256 KB: pooled
     y = getattr(cpu, forward)(x, 1)
     assert _apart(y, x) >= 1792
-    for g in (_placed(rng.standard_normal(x.shape).astype(np.float32), (offset + 64) % 4096),
-              _placed(rng.standard_normal(x.shape).astype(np.float32), y.ctypes.data % 4096)):
+    for g in (array_at_offset(rng.standard_normal(x.shape).astype(np.float32), (offset + 64) % 4096),
+              array_at_offset(rng.standard_normal(x.shape).astype(np.float32), y.ctypes.data % 4096)):
         gx = getattr(cpu, backward)(g, y, 1)
         assert min(_apart(gx, g), _apart(gx, y)) >= 768, (offset, g.ctypes.data % 4096, y.ctypes.data % 4096)
         assert_close(gx, getattr(numpy_ref, backward)(g.astype(np.float64), y.astype(np.float64), 1), np.float32,

@@ -188,3 +188,17 @@ def _native_stream_gbs(n_threads: int, mib: int, repeats: int, clock: str):
         if spent > 0:
             gbs *= (time.perf_counter() - wall) / spent
     return gbs
+
+
+def array_at_offset(values: np.ndarray, offset: int) -> np.ndarray:
+    """A C-contiguous copy of ``values`` whose data starts ``offset`` bytes (a multiple of the
+    itemsize, below 4096) past a 4 KiB boundary: for measuring and testing how kernels behave
+    with their arrays at chosen positions modulo a page."""
+    if not 0 <= offset < 4096 or offset % values.itemsize:
+        raise ValueError(f"array_at_offset: offset must be a multiple of {values.itemsize} in [0, 4096), "
+                         f"got {offset}")
+    buf = np.empty(values.size + 8192 // values.itemsize, values.dtype)
+    start = ((-buf.ctypes.data) % 4096 + offset) // values.itemsize
+    out = buf[start:start + values.size].reshape(values.shape)
+    out[...] = values
+    return out
