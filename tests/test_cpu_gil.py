@@ -7,6 +7,7 @@ longest stall is under half the call's duration. Inputs grow until one call take
 import sys
 import threading
 import time
+from functools import partial
 
 import numpy as np
 import pytest
@@ -25,58 +26,51 @@ def _ones(*shape):
     return np.ones(shape, F32)
 
 
+def _small(*shape):
+    return np.full(shape, 0.01, F32)
+
+
+def _zeros(*shape):
+    return np.zeros(shape, F32)
+
+
 def _conv(x_shape, w_shape, padding=0, groups=1):
-    x, w = _ones(*x_shape), np.full(w_shape, 0.01, F32)
-    return lambda: cpu.conv2d_forward(x, w, None, (1, 1), (padding,) * 4, (1, 1), groups)
+    return partial(cpu.conv2d_forward, _ones(*x_shape), _small(*w_shape), None, (1, 1), (padding,) * 4, (1, 1),
+                   groups)
 
 
-def _lstm_sequence(steps):
-    x, h, c = _ones(steps, 64, 128), _ones(64, 256), _ones(64, 256)
-    w_ih, w_hh, b = np.full((1024, 128), 0.01, F32), np.full((1024, 256), 0.01, F32), np.zeros(1024, F32)
-    return lambda: cpu.lstm_sequence_forward(x, h, c, w_ih, w_hh, b, b, False)
-
-
-def _adam(n):
-    p, g, m, v = _ones(n), _ones(n), np.zeros(n, F32), np.zeros(n, F32)
-    return lambda: cpu.adam_step(p, g, m, v, None, 1, 1e-3, 0.9, 0.999, 1e-8, 0.0, False, False, False)
-
-
-def _batch_norm(n):
-    x = _ones(n, 64, 56, 56)
-    w, b, mean, var = _ones(64), np.zeros(64, F32), np.zeros(64, F32), _ones(64)
-    return lambda: cpu.batch_norm_forward(x, w, b, mean, var, True, 0.1, 1e-5)
-
-
-def _cross_entropy(n):
-    logits, target = _ones(n, 1000), np.zeros(n, np.int64)
-    return lambda: cpu.cross_entropy_forward(logits, target, None, "mean", -100, 0.0)
-
+PAD1 = ((1, 1), (1, 1, 1, 1), (1, 1), 1)  # stride, padding, dilation, groups of a 3x3 'same' conv
 
 # name (the binding file) -> make(scale): a call whose work grows with scale
 CASES = {
     "conv2d (implicit GEMM / Winograd)": lambda s: _conv((4 * s, 128, 28, 28), (128, 128, 3, 3), padding=1),
-    "conv2d backward_input": lambda s: (lambda gy, w: lambda: cpu.conv2d_backward_input(
-        gy, w, (4 * s, 128, 28, 28), (1, 1), (1, 1, 1, 1), (1, 1), 1))(_ones(4 * s, 128, 28, 28), _ones(128, 128, 3, 3)),
-    "conv2d backward_weight": lambda s: (lambda gy, x: lambda: cpu.conv2d_backward_weight(
-        gy, x, (128, 128, 3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1))(_ones(4 * s, 128, 28, 28), _ones(4 * s, 128, 28, 28)),
+    "conv2d backward_input": lambda s: partial(cpu.conv2d_backward_input, _ones(4 * s, 128, 28, 28),
+                                               _small(128, 128, 3, 3), (4 * s, 128, 28, 28), *PAD1),
+    "conv2d backward_weight": lambda s: partial(cpu.conv2d_backward_weight, _ones(4 * s, 128, 28, 28),
+                                                _ones(4 * s, 128, 28, 28), (128, 128, 3, 3), *PAD1),
     "conv2d_pointwise": lambda s: _conv((2 * s, 256, 56, 56), (64, 256, 1, 1)),
     "conv2d_depthwise": lambda s: _conv((8 * s, 64, 56, 56), (64, 1, 3, 3), padding=1, groups=64),
     "conv2d_small_c": lambda s: _conv((16 * s, 3, 32, 32), (32, 3, 3, 3), padding=1),
-    "conv_transpose2d": lambda s: (lambda x, w: lambda: cpu.conv_transpose2d_forward(
-        x, w, None, (2, 2), (0, 0), (0, 0), (1, 1), 1))(_ones(4 * s, 64, 28, 28), np.full((64, 64, 3, 3), 0.01, F32)),
-    "linear": lambda s: (lambda x, w: lambda: cpu.linear_forward(x, w, None))(_ones(128 * s, 1024), _ones(1024, 1024)),
-    "pool": lambda s: (lambda x: lambda: cpu.max_pool2d_forward(x, (2, 2), (2, 2), (0, 0), (1, 1), False))(
-        _ones(8 * s, 64, 64, 64)),
-    "softmax": lambda s: (lambda x: lambda: cpu.softmax_forward(x, 1))(_ones(2048 * s, 1000)),
-    "loss": lambda s: _cross_entropy(2048 * s),
-    "activation": lambda s: (lambda x: lambda: cpu.gelu_forward(x, "none"))(_ones(1 << 20, s)),
-    "dropout": lambda s: (lambda x: lambda: cpu.dropout_forward(x, 0.5, 7))(_ones(1 << 20, s)),
-    "normalization": lambda s: _batch_norm(2 * s),
-    "rnn (cell)": lambda s: (lambda x, h, c, wi, wh, b: lambda: cpu.lstm_cell_forward(x, h, c, wi, wh, b, b))(
-        _ones(64 * s, 512), _ones(64 * s, 512), _ones(64 * s, 512), _ones(2048, 512), _ones(2048, 512),
-        np.zeros(2048, F32)),
-    "rnn_sequence": lambda s: _lstm_sequence(4 * s),
-    "optim": lambda s: _adam((1 << 20) * s),
+    "conv_transpose2d": lambda s: partial(cpu.conv_transpose2d_forward, _ones(4 * s, 64, 28, 28),
+                                          _small(64, 64, 3, 3), None, (2, 2), (0, 0), (0, 0), (1, 1), 1),
+    "linear": lambda s: partial(cpu.linear_forward, _ones(128 * s, 1024), _ones(1024, 1024), None),
+    "pool": lambda s: partial(cpu.max_pool2d_forward, _ones(8 * s, 64, 64, 64), (2, 2), (2, 2), (0, 0), (1, 1),
+                              False),
+    "softmax": lambda s: partial(cpu.softmax_forward, _ones(2048 * s, 1000), 1),
+    "loss": lambda s: partial(cpu.cross_entropy_forward, _ones(2048 * s, 1000), np.zeros(2048 * s, np.int64),
+                              None, "mean", -100, 0.0),
+    "activation": lambda s: partial(cpu.gelu_forward, _ones(1 << 20, s), "none"),
+    "dropout": lambda s: partial(cpu.dropout_forward, _ones(1 << 20, s), 0.5, 7),
+    "normalization": lambda s: partial(cpu.batch_norm_forward, _ones(2 * s, 64, 56, 56), _ones(64), _zeros(64),
+                                       _zeros(64), _ones(64), True, 0.1, 1e-5),
+    "rnn (cell)": lambda s: partial(cpu.lstm_cell_forward, _ones(64 * s, 512), _ones(64 * s, 512),
+                                    _ones(64 * s, 512), _ones(2048, 512), _ones(2048, 512), _zeros(2048),
+                                    _zeros(2048)),
+    "rnn_sequence": lambda s: partial(cpu.lstm_sequence_forward, _ones(4 * s, 64, 128), _ones(64, 256),
+                                      _ones(64, 256), _small(1024, 128), _small(1024, 256), _zeros(1024),
+                                      _zeros(1024), False),
+    "optim": lambda s: partial(cpu.adam_step, _ones((1 << 20) * s), _ones((1 << 20) * s), _zeros((1 << 20) * s),
+                               _zeros((1 << 20) * s), None, 1, 1e-3, 0.9, 0.999, 1e-8, 0.0, False, False, False),
 }
 
 

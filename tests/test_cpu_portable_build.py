@@ -6,6 +6,7 @@ in a child pytest: same cases, same NumPy float64 reference, 1 and 2 threads.
 
 The build takes about 3 minutes on 2 cores; it is done once for this module."""
 
+import json
 import os
 import re
 import shutil
@@ -66,8 +67,6 @@ def test_the_portable_build_is_what_the_child_imports(portable_package):
     done = subprocess.run([sys.executable, "-c", code], cwd=portable_package, env=_child_env(portable_package),
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
-    import json
-
     info = json.loads(done.stdout.strip().splitlines()[-1])
     assert info["native"] is True
     assert Path(info["file"]).resolve().is_relative_to(Path(portable_package).resolve())
